@@ -1,0 +1,64 @@
+import json
+import os
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Tool scripts and fixture modules are imported from the repository root, as dist_train.sh does.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope='session')
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope='session')
+def tiny_refcoco(tmp_path_factory) -> Path:
+    """A RefCOCO-layout folder: train2014/<img>.jpg, refcoco/instances.json, refcoco/refs(unc).p.
+
+    One 48x64 image with two boxes given as COCO polygons; ref 0 has two sentences."""
+    import cv2
+    root = tmp_path_factory.mktemp('coco')
+    (root / 'train2014').mkdir()
+    (root / 'refcoco').mkdir()
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[8:24, 4:20] = (0, 0, 255)
+    image[20:40, 36:60] = (255, 0, 0)
+    file_name = 'COCO_train2014_000000000001.jpg'
+    cv2.imwrite(str(root / 'train2014' / file_name), image)
+    polygons = {1: [4, 8, 20, 8, 20, 24, 4, 24], 2: [36, 20, 60, 20, 60, 40, 36, 40]}
+    instances = dict(
+        images=[dict(id=1, file_name=file_name, height=48, width=64)],
+        annotations=[
+            dict(id=ann_id, image_id=1, category_id=1, segmentation=[poly], iscrowd=0,
+                 area=float((poly[2] - poly[0]) * (poly[5] - poly[1])),
+                 bbox=[poly[0], poly[1], poly[2] - poly[0], poly[5] - poly[1]])
+            for ann_id, poly in polygons.items()
+        ],
+        categories=[dict(id=1, name='box')])
+    (root / 'refcoco' / 'instances.json').write_text(json.dumps(instances))
+
+    def ref(ref_id, ann_id, sentences):
+        return dict(ref_id=ref_id, ann_id=ann_id, image_id=1, split='val', category_id=1,
+                    file_name=file_name, sent_ids=list(range(len(sentences))),
+                    sentences=[dict(raw=s, sent=s.lower(), sent_id=i, tokens=s.split())
+                               for i, s in enumerate(sentences)])
+
+    refs = [ref(0, 1, ['Left red box', 'small box']), ref(1, 2, ['right blue box'])]
+    with open(root / 'refcoco' / 'refs(unc).p', 'wb') as f:
+        pickle.dump(refs, f)
+    return root
+
+
+@pytest.fixture
+def in_tmp_dir(tmp_path):
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    yield tmp_path
+    os.chdir(cwd)

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Install mmcv 2.1.0 *with compiled ops* into the active Python environment.
+#
+# There is no mmcv wheel for torch >= 2.5, so we build one from the PyPI sdist against the
+# installed torch and cache it per machine. Order of preference:
+#   1. mmcv 2.1.0 with working ops is already installed          -> nothing to do
+#   2. a cached wheel for this (mmcv, torch, python, cpu|cuda)     -> install it
+#   3. the prebuilt wheel in ../shared/wheels, if its SHA-256 and its
+#      torch/python match (CPU ops, torch 2.14.1, CPython 3.11)    -> cache + install it
+#   4. build from the sdist (10-30 min on 2 cores)                -> cache + install it
+# The build needs two fixes for current toolchains:
+#   - mmcv's setup.py imports pkg_resources: setuptools<82 and --no-build-isolation;
+#   - torch >= 2.10 headers need C++20: mmcv's -std=c++14 / -std=c++17 flags are raised.
+# On a machine with CUDA (torch.cuda.is_available() or FORCE_CUDA=1) the same build compiles
+# CUDA ops as well.
+#
+# Environment: PYTHON (default: python), MMEVF_CACHE (default: ~/.cache/mmevf),
+#              MMEVF_SHARED_WHEELS (default: <repo>/../shared/wheels), MAX_JOBS.
+set -euo pipefail
+
+MMCV_VERSION=2.1.0
+PYTHON=${PYTHON:-python}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SHARED_WHEELS=${MMEVF_SHARED_WHEELS:-$ROOT/../shared/wheels}
+CACHE_ROOT=${MMEVF_CACHE:-$HOME/.cache/mmevf}
+
+say() { echo "[install_mmcv] $*"; }
+
+mmcv_ops_work() {
+    "$PYTHON" - <<'EOF' >/dev/null 2>&1
+import mmcv, torch
+from mmcv.ops import nms
+assert mmcv.__version__ == '2.1.0'
+boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.], [20., 20., 30., 30.]])
+keep = nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5)[1]
+assert keep.tolist() == [0, 2], keep
+EOF
+}
+
+if mmcv_ops_work; then
+    say "mmcv $MMCV_VERSION with compiled ops is already installed."
+    exit 0
+fi
+
+read -r TORCH_VERSION PY_TAG CUDA_OPS < <("$PYTHON" - <<'EOF'
+import os, sys, torch
+cuda = os.environ.get('FORCE_CUDA') == '1' or torch.cuda.is_available()
+print(torch.__version__, f'cp{sys.version_info.major}{sys.version_info.minor}', 'cuda' if cuda else 'cpu')
+EOF
+)
+TORCH_BASE=${TORCH_VERSION%%+*}
+KEY="mmcv-${MMCV_VERSION}_torch-${TORCH_VERSION}_${PY_TAG}_${CUDA_OPS}"
+CACHE_DIR="$CACHE_ROOT/wheels/$KEY"
+mkdir -p "$CACHE_DIR"
+say "torch $TORCH_VERSION, $PY_TAG, ops: $CUDA_OPS; wheel cache: $CACHE_DIR"
+
+cached_wheel() { ls "$CACHE_DIR"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1; }
+
+install_wheel() {
+    say "installing $1"
+    # opencv-python 5 is newer than anything mmcv 2.1 was released against.
+    "$PYTHON" -m pip install "$1" 'opencv-python<5'
+    if ! mmcv_ops_work; then
+        say "ERROR: $1 installed but mmcv.ops does not work; remove it and re-run." >&2
+        exit 1
+    fi
+    say "mmcv $MMCV_VERSION with compiled ops is installed."
+}
+
+if [ -n "$(cached_wheel)" ]; then
+    install_wheel "$(cached_wheel)"
+    exit 0
+fi
+
+SHARED_WHEEL="$SHARED_WHEELS/mmcv-${MMCV_VERSION}-cp311-cp311-linux_x86_64.whl"
+if [ -f "$SHARED_WHEEL" ] && [ -f "$SHARED_WHEELS/SHA256SUMS" ]; then
+    if [ "$TORCH_BASE" = 2.14.1 ] && [ "$PY_TAG" = cp311 ] && [ "$CUDA_OPS" = cpu ] \
+        && [ "$(uname -m)" = x86_64 ]; then
+        say "checking the SHA-256 of $SHARED_WHEEL"
+        if (cd "$SHARED_WHEELS" && grep " $(basename "$SHARED_WHEEL")\$" SHA256SUMS | sha256sum --check --status); then
+            cp "$SHARED_WHEEL" "$CACHE_DIR/"
+            install_wheel "$(cached_wheel)"
+            exit 0
+        fi
+        say "SHA-256 mismatch: ignoring the shared wheel."
+    else
+        say "the shared wheel was built for torch 2.14.1 / cp311 / cpu / x86_64: not this machine."
+    fi
+fi
+
+say "================================================================"
+say " Building mmcv $MMCV_VERSION from source against torch $TORCH_VERSION."
+say " This compiles all $CUDA_OPS ops and takes 10-30 minutes on 2 cores."
+say " It is done once per machine; the wheel is cached in $CACHE_DIR."
+say "================================================================"
+BUILD_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mmcv-build.XXXXXX")
+trap 'rm -rf "$BUILD_DIR"' EXIT
+
+# mmcv's setup.py imports pkg_resources and torch: build without isolation, in this env.
+"$PYTHON" -m pip install 'setuptools<82' wheel ninja
+"$PYTHON" -m pip download "mmcv==$MMCV_VERSION" --no-deps --no-binary :all: -d "$BUILD_DIR"
+tar -xzf "$BUILD_DIR"/mmcv-"$MMCV_VERSION".tar.gz -C "$BUILD_DIR"
+SRC="$BUILD_DIR/mmcv-$MMCV_VERSION"
+say "raising -std=c++14 / -std=c++17 to -std=c++20 in $SRC/setup.py"
+sed -i -e 's/-std=c++14/-std=c++20/g' -e 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
+grep -q 'c++20' "$SRC/setup.py" || { say "ERROR: no -std flag found to patch in setup.py" >&2; exit 1; }
+
+export MMCV_WITH_OPS=1
+export MAX_JOBS=${MAX_JOBS:-$(nproc)}
+[ "$CUDA_OPS" = cuda ] && export FORCE_CUDA=1
+start=$(date +%s)
+(cd "$SRC" && "$PYTHON" -m pip wheel --no-build-isolation --no-deps -w "$CACHE_DIR" . 2>&1 \
+    | while IFS= read -r line; do
+        # One line per compiled file keeps the log readable while showing progress.
+        case "$line" in *"Building"*|*"error"*|*"Error"*|*"["*"/"*"]"*) say "$line";; esac
+    done)
+say "build finished in $(( ($(date +%s) - start) / 60 )) min"
+[ -n "$(cached_wheel)" ] || { say "ERROR: the build produced no wheel" >&2; exit 1; }
+install_wheel "$(cached_wheel)"
