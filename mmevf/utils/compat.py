@@ -26,8 +26,9 @@ from mmengine.runner import CheckpointLoader
 
 def _history_buffer_getattr(obj: Any, name: str) -> Callable:
     """Stands in for ``builtins.getattr`` while unpickling: HistoryBuffer pickles its statistics
-    methods as ``getattr(HistoryBuffer, 'mean')``; nothing else may be looked up."""
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    methods as ``getattr(HistoryBuffer, 'mean')``; only its public methods may be looked up."""
+    if (obj is HistoryBuffer and not name.startswith('_')
+            and callable(vars(HistoryBuffer).get(name))):
         return getattr(HistoryBuffer, name)
     raise torch.serialization.pickle.UnpicklingError(
         f'checkpoint asks for getattr({obj!r}, {name!r}), which is not allowed')
@@ -119,13 +120,11 @@ def setup_cpu_distributed(cfg: Config) -> bool:
     ``device_ids``. Returns whether anything was changed."""
     if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
         return False
-    env_cfg = cfg.setdefault('env_cfg', {})
-    dist_cfg = env_cfg.setdefault('dist_cfg', {})
-    dist_cfg['backend'] = 'gloo'
+    cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
     strategy = cfg.get('strategy')
     if strategy is not None:  # FlexibleRunner: the strategy wraps the model
         if strategy.get('type', 'DDPStrategy').endswith('DDPStrategy'):
-            strategy.setdefault('model_wrapper', {})['device_ids'] = None
+            cfg.merge_from_dict({'strategy.model_wrapper.device_ids': None})
     else:
         wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
         wrapper['device_ids'] = None
@@ -135,5 +134,5 @@ def setup_cpu_distributed(cfg: Config) -> bool:
             backend='gloo',
             rank=int(os.environ['RANK']),
             world_size=int(os.environ['WORLD_SIZE']),
-            timeout=timedelta(seconds=dist_cfg.get('timeout', 1800)))
+            timeout=timedelta(seconds=cfg.env_cfg.dist_cfg.get('timeout', 1800)))
     return True
