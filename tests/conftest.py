@@ -62,3 +62,26 @@ def in_tmp_dir(tmp_path):
     os.chdir(tmp_path)
     yield tmp_path
     os.chdir(cwd)
+
+
+TOKENIZER_CORPUS = [
+    'the red circle left of the blue square', 'the larger triangle on the right',
+    'man in red shirt', 'leftmost zebra', 'small green square at the bottom',
+    'the blue triangle above the yellow circle', '[semantic] sky', '[semantic] person hair',
+]
+
+
+@pytest.fixture(scope='session')
+def xlmr_tokenizer_dir(tmp_path_factory) -> Path:
+    """A tiny XLM-R tokenizer folder: a unigram sentencepiece model trained here (XLM-R's
+    `sentencepiece.bpe.model` is a unigram model despite its name), no config files."""
+    import sentencepiece as spm
+    folder = tmp_path_factory.mktemp('xlmr')
+    corpus = folder / 'corpus.txt'
+    corpus.write_text('\n'.join(TOKENIZER_CORPUS * 20))
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(folder / 'sentencepiece.bpe'), vocab_size=40,
+        model_type='unigram', character_coverage=1.0, minloglevel=2)
+    corpus.unlink()
+    (folder / 'sentencepiece.bpe.vocab').unlink()
+    return folder

@@ -109,10 +109,15 @@ export MMCV_WITH_OPS=1
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
 [ "$CUDA_OPS" = cuda ] && export FORCE_CUDA=1
 start=$(date +%s)
-(cd "$SRC" && "$PYTHON" -m pip wheel --no-build-isolation --no-deps -w "$CACHE_DIR" . 2>&1 \
-    | while IFS= read -r line; do
-        # One line per compiled file keeps the log readable while showing progress.
-        case "$line" in *"Building"*|*"error"*|*"Error"*|*"["*"/"*"]"*) say "$line";; esac
+LOG="$CACHE_DIR/build.log"
+say "full compiler output: $LOG"
+(cd "$SRC" && "$PYTHON" -m pip wheel -v --no-build-isolation --no-deps -w "$CACHE_DIR" . 2>&1 \
+    | tee "$LOG" | while IFS= read -r line; do
+        # ninja's "[k/n] ..." lines show progress; errors are shown in full.
+        case "$line" in
+            "["[0-9]*"/"[0-9]*"]"*) say "compiling ${line%% *}";;
+            *error*|*Error*) say "$line";;
+        esac
     done)
 say "build finished in $(( ($(date +%s) - start) / 60 )) min"
 [ -n "$(cached_wheel)" ] || { say "ERROR: the build produced no wheel" >&2; exit 1; }

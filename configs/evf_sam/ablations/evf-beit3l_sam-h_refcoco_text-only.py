@@ -1,0 +1,4 @@
+# Tab. 3, text-only: the multimodal encoder reads only the expression; its text [CLS] prompts SAM.
+_base_ = ['../evf-beit3l_sam-h_refcoco.py']
+
+model = dict(mm_encoder_image=False, projector=dict(token='text_cls'))

@@ -1,0 +1,61 @@
+"""The two image branches of EVF-SAM, prepared from the original image in one place."""
+from typing import Tuple
+
+import mmcv
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmcv.transforms import BaseTransform
+
+from mmevf.registry import TRANSFORMS
+
+
+@TRANSFORMS.register_module()
+class EVFResize(BaseTransform):
+    """Resize the image for SAM's image encoder and for the BEiT-3 multimodal encoder.
+
+    Both follow the official EVF-SAM preprocessing; normalisation and padding happen in
+    :class:`~mmevf.models.EVFDataPreprocessor`.
+
+    - SAM branch: longest side to ``sam_size`` keeping the aspect ratio, with Pillow's
+      antialiased bilinear filter on the uint8 image and ``int(x + 0.5)`` rounding of the new
+      size (segment_anything's ``ResizeLongestSide.apply_image``). Replaces ``img``.
+    - BEiT-3 branch: the *original* RGB image as float in [0, 1], stretched to
+      ``beit_size`` with bicubic interpolation, no antialias and no clamping (torchvision's
+      ``ToTensor`` + tensor ``Resize(antialias=None)``). Stored as ``beit_img``.
+
+    Required keys: ``img`` (H, W, 3) uint8 BGR.
+    Modified keys: ``img`` (h, w, 3) with max(h, w) = sam_size, ``img_shape``, ``scale_factor``.
+    Added keys: ``beit_img`` (3, beit_size, beit_size) float32 RGB tensor, ``keep_ratio``.
+
+    Args:
+        sam_size: longest side of the SAM-branch image (SAM: 1024).
+        beit_size: side of the square BEiT-3 input (224).
+    """
+
+    def __init__(self, sam_size: int = 1024, beit_size: int = 224) -> None:
+        self.sam_size = sam_size
+        self.beit_size = beit_size
+
+    def beit_image(self, img: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 BGR -> (3, beit_size, beit_size) float32 RGB, about [0, 1]."""
+        rgb = torch.from_numpy(np.ascontiguousarray(img[..., ::-1])).permute(2, 0, 1)
+        rgb = rgb.float().div(255)[None]
+        size: Tuple[int, int] = (self.beit_size, self.beit_size)
+        return F.interpolate(rgb, size, mode='bicubic', align_corners=False)[0]
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        results['beit_img'] = self.beit_image(img)
+        h, w = img.shape[:2]
+        resized = mmcv.imrescale(
+            img, (self.sam_size, self.sam_size), interpolation='bilinear', backend='pillow')
+        new_h, new_w = resized.shape[:2]
+        results['img'] = resized
+        results['img_shape'] = (new_h, new_w)
+        results['scale_factor'] = (new_w / w, new_h / h)
+        results['keep_ratio'] = True
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(sam_size={self.sam_size}, beit_size={self.beit_size})'

@@ -1,0 +1,3 @@
+from .evf_data_preprocessor import EVFDataPreprocessor
+
+__all__ = ['EVFDataPreprocessor']

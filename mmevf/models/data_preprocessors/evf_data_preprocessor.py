@@ -1,0 +1,96 @@
+"""Batching, normalisation and padding of EVF-SAM's image branches and expressions."""
+from typing import List, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseDataPreprocessor
+
+from mmevf.registry import MODELS
+
+
+@MODELS.register_module()
+class EVFDataPreprocessor(BaseDataPreprocessor):
+    """Turn packed samples (see ``PackReferInputs``) into the model's batched inputs.
+
+    Resizing happened in the pipeline (``EVFResize``); here the batch is moved to the device,
+    normalised and padded, exactly as the official EVF-SAM preprocessing does:
+
+    - SAM branch: BGR -> RGB, ``(x - mean) / std`` on the 0-255 scale, zero padding at the
+      bottom / right to ``pad_size`` x ``pad_size`` (after normalisation, as SAM does).
+    - BEiT-3 branch: ``(x - beit_mean) / beit_std`` on the 0-1 scale (0.5 / 0.5).
+    - Expressions: every image's ``text_ids`` are concatenated in order and right-padded
+      with ``pad_token_id``; ``expr_image_index`` maps each expression to its image.
+
+    Floating outputs take the dtype of the preprocessor's buffers, so a model converted to
+    bf16 / fp16 (``model.bfloat16()``, DeepSpeed) receives inputs of its own dtype.
+
+    Returns ``dict(inputs=dict(img=(B, 3, P, P), beit_img=(B, 3, 224, 224),
+    text_ids=(N, L) long, text_padding_mask=(N, L) bool True at padding,
+    expr_image_index=(N,) long), data_samples=[...])`` with ``N`` the number of expressions.
+    """
+
+    def __init__(self,
+                 mean: Sequence[float] = (123.675, 116.28, 103.53),
+                 std: Sequence[float] = (58.395, 57.12, 57.375),
+                 bgr_to_rgb: bool = True,
+                 pad_size: int = 1024,
+                 beit_mean: Sequence[float] = (0.5, 0.5, 0.5),
+                 beit_std: Sequence[float] = (0.5, 0.5, 0.5),
+                 pad_token_id: int = 1,
+                 non_blocking: bool = False) -> None:
+        super().__init__(non_blocking)
+        self.register_buffer('mean', torch.tensor(mean).view(-1, 1, 1), False)
+        self.register_buffer('std', torch.tensor(std).view(-1, 1, 1), False)
+        self.register_buffer('beit_mean', torch.tensor(beit_mean).view(-1, 1, 1), False)
+        self.register_buffer('beit_std', torch.tensor(beit_std).view(-1, 1, 1), False)
+        self.bgr_to_rgb = bgr_to_rgb
+        self.pad_size = pad_size
+        self.pad_token_id = pad_token_id
+
+    def sam_images(self, images: List[torch.Tensor]) -> torch.Tensor:
+        """[(3, h, w) uint8 BGR] -> (B, 3, pad_size, pad_size) normalised RGB."""
+        batch = []
+        for img in images:
+            if img.shape[-2] > self.pad_size or img.shape[-1] > self.pad_size:
+                raise ValueError(f'image of shape {tuple(img.shape)} exceeds pad_size '
+                                 f'{self.pad_size}: resize it in the pipeline (EVFResize)')
+            if self.bgr_to_rgb:
+                img = img.flip(0)
+            img = (img.float() - self.mean.float()) / self.std.float()
+            batch.append(F.pad(img, (0, self.pad_size - img.shape[-1],
+                                     0, self.pad_size - img.shape[-2])))
+        return torch.stack(batch).to(self.mean.dtype)
+
+    def beit_images(self, images: List[torch.Tensor]) -> torch.Tensor:
+        """[(3, S, S) float RGB in about 0-1] -> (B, 3, S, S) normalised."""
+        batch = torch.stack(images).float()
+        return ((batch - self.beit_mean.float()) / self.beit_std.float()).to(self.mean.dtype)
+
+    def text_batch(self, data_samples: list) -> dict:
+        """All expressions of all images -> padded ids, padding mask, image index."""
+        ids = [t for sample in data_samples for t in sample.text_ids]
+        if not ids:
+            raise ValueError('the batch holds no expression')
+        image_index = [i for i, sample in enumerate(data_samples) for _ in sample.text_ids]
+        text_ids = torch.nn.utils.rnn.pad_sequence(
+            ids, batch_first=True, padding_value=self.pad_token_id).to(self.device)
+        lengths = torch.tensor([len(t) for t in ids], device=self.device)
+        padding = torch.arange(text_ids.shape[1], device=self.device)[None] >= lengths[:, None]
+        return dict(
+            text_ids=text_ids,
+            text_padding_mask=padding,
+            expr_image_index=torch.tensor(image_index, device=self.device))
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        data = self.cast_data(data)
+        inputs, data_samples = data['inputs'], data.get('data_samples')
+        batch = dict(img=self.sam_images(inputs['img']))
+        if 'beit_img' in inputs:
+            batch['beit_img'] = self.beit_images(inputs['beit_img'])
+        if data_samples is not None:
+            batch.update(self.text_batch(data_samples))
+            pad_shape = (self.pad_size, self.pad_size)
+            for sample in data_samples:
+                sample.set_metainfo(dict(batch_input_shape=pad_shape, pad_shape=pad_shape))
+        return dict(inputs=batch, data_samples=data_samples)
+

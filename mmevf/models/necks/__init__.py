@@ -1,0 +1,3 @@
+from .evf_projector import EVFProjector
+
+__all__ = ['EVFProjector']

@@ -1,0 +1,3 @@
+from .evf_sam import EVFSAM
+
+__all__ = ['EVFSAM']

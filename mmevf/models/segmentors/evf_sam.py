@@ -1,0 +1,138 @@
+"""EVF-SAM: SAM prompted by an early-fused vision-language encoder."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from mmevf.registry import MODELS
+
+LowResOutput = Tuple[Tensor, Tensor]  # (N_i, 1, 4h, 4w) mask logits, (N_i, 1) predicted IoU
+
+
+@MODELS.register_module()
+class EVFSAM(BaseModel):
+    """EVF-SAM (Zhang et al., 2024) as an MMEngine model.
+
+    For a batch of B images carrying N expressions in total:
+
+    1. SAM's image encoder runs **once per image**: (B, 3, 1024, 1024) -> (B, 256, 64, 64).
+    2. The multimodal encoder (BEiT-3) reads each expression together with the 224² view of its
+       image: (N, 3, 224, 224) + (N, L) -> (N, Nv + L, C).
+    3. The projector turns one output token into a prompt embedding: (N, 1, 256).
+    4. SAM's prompt encoder / mask decoder decode all expressions of an image against that
+       image's embedding: (N_i, 1, 256, 256) low-resolution logits, then masks at the original
+       image size.
+
+    Args:
+        image_encoder: SAM image encoder config (``SAMImageEncoder``).
+        mm_encoder: multimodal encoder config (``BEiT3MultiwayEncoder``).
+        projector: ``EVFProjector`` config; ``in_channels`` defaults to the encoder width.
+        prompt_head: ``SAMPromptHead`` config.
+        data_preprocessor: ``EVFDataPreprocessor`` config.
+        mm_encoder_image: give the image to the multimodal encoder (the method); ``False`` is
+            the paper's text-only baseline (Tab. 3; use ``EVFProjector(token='text_cls')``).
+        trainable: prefixes of the parameters that train (Tab. 4); all others are frozen.
+            The paper trains the multimodal encoder, the projector, the prompt encoder and the
+            mask decoder.
+    """
+
+    def __init__(self,
+                 image_encoder: dict,
+                 mm_encoder: dict,
+                 projector: dict,
+                 prompt_head: dict,
+                 data_preprocessor: Optional[dict] = None,
+                 mm_encoder_image: bool = True,
+                 trainable: Sequence[str] = ('mm_encoder', 'projector', 'prompt_head'),
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor or dict(type='EVFDataPreprocessor'),
+                         init_cfg=init_cfg)
+        self.image_encoder = MODELS.build(image_encoder)
+        self.mm_encoder = MODELS.build(mm_encoder)
+        projector = dict(projector)
+        projector.setdefault('in_channels', self.mm_encoder.embed_dims)
+        self.projector = MODELS.build(projector)
+        self.prompt_head = MODELS.build(prompt_head)
+        self.mm_encoder_image = mm_encoder_image
+        self.trainable = tuple(trainable)
+        self._set_trainable()
+
+    def _set_trainable(self) -> None:
+        known = [name for name, _ in self.named_parameters()]
+        for prefix in self.trainable:
+            if not any(name.startswith(prefix) for name in known):
+                raise ValueError(f'trainable prefix {prefix!r} matches no parameter')
+        if getattr(self.image_encoder, 'frozen', False) and any(
+                p.startswith('image_encoder') for p in self.trainable):
+            raise ValueError('image_encoder is listed as trainable but built with frozen=True')
+        for name, param in self.named_parameters():
+            param.requires_grad_(name.startswith(self.trainable))
+
+    # ------------------------------------------------------------------ encoding
+    def encode_prompts(self, inputs: Dict[str, Tensor]) -> Tensor:
+        """Expressions (and their images) -> (N, 1, 256) prompt embeddings."""
+        images = None
+        if self.mm_encoder_image:
+            images = inputs['beit_img'][inputs['expr_image_index']]
+        tokens = self.mm_encoder(images, inputs['text_ids'], inputs['text_padding_mask'])
+        num_vision = self.mm_encoder.num_vision_tokens if images is not None else 0
+        return self.projector(tokens, num_vision)
+
+    def decode(self, inputs: Dict[str, Tensor]) -> List[LowResOutput]:
+        """Low-resolution mask logits and IoU predictions, one entry per image."""
+        image_embeddings = self.image_encoder(inputs['img'])
+        prompts = self.encode_prompts(inputs)
+        image_index = inputs['expr_image_index']
+        outputs = []
+        for i in range(image_embeddings.shape[0]):
+            prompts_i = prompts[image_index == i]
+            outputs.append(self.prompt_head(image_embeddings[i:i + 1], text_embeds=prompts_i))
+        return outputs
+
+    def mask_logits(self, inputs: Dict[str, Tensor],
+                    data_samples: list) -> List[Tuple[Tensor, Tensor]]:
+        """Per image: mask logits at the original size (N_i, H, W) and IoU scores (N_i,)."""
+        results = []
+        for (low_res, iou), sample in zip(self.decode(inputs), data_samples):
+            logits = self.prompt_head.postprocess_masks(
+                low_res, sample.img_shape, sample.ori_shape)
+            results.append((logits[:, 0], iou[:, 0]))
+        return results
+
+    # ------------------------------------------------------------------ modes
+    def forward(self,
+                inputs: Dict[str, Tensor],
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.decode(inputs)
+        raise ValueError(f'invalid mode {mode!r}: use "loss", "predict" or "tensor"')
+
+    def loss(self, inputs: Dict[str, Tensor], data_samples: list) -> Dict[str, Tensor]:
+        """BCE + dice at the original image size, averaged over all expressions."""
+        losses: Dict[str, Tensor] = {}
+        total = 0
+        for (logits, _), sample in zip(self.mask_logits(inputs, data_samples), data_samples):
+            gt = sample.gt_instances.masks.to_tensor(logits.dtype, logits.device)
+            if gt.shape != logits.shape:
+                raise ValueError(f'{sample.img_path}: {gt.shape[0]} ground-truth masks of size '
+                                 f'{tuple(gt.shape[1:])} for {logits.shape[0]} expressions')
+            for name, value in self.prompt_head.loss(logits, gt).items():
+                losses[name] = losses.get(name, 0) + value * len(gt)
+            total += len(gt)
+        return {name: value / total for name, value in losses.items()}
+
+    def predict(self, inputs: Dict[str, Tensor], data_samples: list) -> list:
+        """Adds ``pred_instances`` (one bool mask per expression at the original size, plus
+        the predicted IoU as ``scores``) to every data sample."""
+        threshold = self.prompt_head.mask_threshold
+        for (logits, scores), sample in zip(self.mask_logits(inputs, data_samples),
+                                            data_samples):
+            sample.pred_instances = InstanceData(masks=logits > threshold, scores=scores.float())
+        return data_samples

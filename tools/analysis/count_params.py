@@ -1,0 +1,52 @@
+"""Print the total and trainable parameter counts of a config's model.
+
+``python tools/analysis/count_params.py configs/evf_sam/evf-beit3l_sam-h_refcoco.py``
+
+The model is built on the ``meta`` device (no memory, no weights loaded), so paper-scale
+models are counted in seconds.
+"""
+import argparse
+from collections import defaultdict
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+
+from mmevf.registry import MODELS
+
+
+def count(config: str, cfg_options: dict = None) -> dict:
+    """``{'total': n, 'trainable': n, 'modules': {child name: (total, trainable)}}``."""
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmevf'))
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    modules = defaultdict(lambda: [0, 0])
+    for name, param in model.named_parameters():
+        entry = modules[name.split('.')[0]]
+        entry[0] += param.numel()
+        entry[1] += param.numel() if param.requires_grad else 0
+    return dict(
+        total=sum(v[0] for v in modules.values()),
+        trainable=sum(v[1] for v in modules.values()),
+        modules={k: tuple(v) for k, v in modules.items()})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description='Count the parameters of a model config')
+    parser.add_argument('config')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args()
+    result = count(args.config, args.cfg_options)
+    print(f'{"module":<16}{"parameters":>16}{"trainable":>16}')
+    for name, (total, trainable) in result['modules'].items():
+        print(f'{name:<16}{total:>16,}{trainable:>16,}')
+    print(f'{"total":<16}{result["total"]:>16,}{result["trainable"]:>16,}')
+    print(f'total: {result["total"] / 1e6:.1f}M ({result["total"] / 1e9:.2f}B), '
+          f'trainable: {result["trainable"] / 1e6:.1f}M')
+
+
+if __name__ == '__main__':
+    main()
