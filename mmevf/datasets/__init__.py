@@ -1,1 +1,4 @@
+from .refer_seg import ReferSegDataset
 from .transforms import *  # noqa: F401,F403
+
+__all__ = ['ReferSegDataset']
