@@ -85,3 +85,18 @@ def xlmr_tokenizer_dir(tmp_path_factory) -> Path:
     corpus.unlink()
     (folder / 'sentencepiece.bpe.vocab').unlink()
     return folder
+
+
+@pytest.fixture(scope='session')
+def synthref_root(tmp_path_factory) -> Path:
+    """A small SynthRef dataset (40 images) in the refer layout."""
+    from mmevf.datasets.synthref import make_synthref
+    root = tmp_path_factory.mktemp('synthref')
+    make_synthref(str(root), num_images=40, seed=1)
+    return root
+
+
+def synthref_dataset_cfg(root: Path, split: str = 'val', pipeline=(), **kwargs) -> dict:
+    return dict(type='ReferSegDataset', data_root=str(root), data_prefix=dict(img_path='images/'),
+                ann_file='synthref/instances.json', split_file='synthref/refs(unc).p',
+                split=split, pipeline=list(pipeline), **kwargs)
