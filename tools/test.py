@@ -8,8 +8,10 @@ import os
 import os.path as osp
 
 from mmengine.config import DictAction
+from mmengine.dist import is_main_process
 from mmengine.evaluator import DumpResults
 
+from mmevf.evaluation import format_metric_table
 from mmevf.utils import build_runner, load_config
 from mmevf.utils.setup_env import LAUNCHERS
 
@@ -64,7 +66,9 @@ def main() -> None:
     runner = build_runner(cfg)
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
-    runner.test()
+    metrics = runner.test()
+    if metrics and is_main_process():
+        print(format_metric_table(metrics), flush=True)
 
 
 if __name__ == '__main__':
