@@ -10,6 +10,10 @@ Layout written under ``out``::
     images/synthref_000000.jpg ...
     synthref/instances.json       COCO format, polygon masks
     synthref/refs(unc).p          refer-toolkit refs: train / val / testA / testB
+    tokenizer/sentencepiece.bpe.model   a small XLM-R-style (unigram) tokenizer of its words
+
+No pretrained tokenizer can be downloaded here, so SynthRef carries its own, in the layout of
+the tokenizer folder that ships with EVF-SAM checkpoints.
 """
 import json
 import os
@@ -62,8 +66,11 @@ def describe(objects: List[dict], i: int) -> List[str]:
     """Every expression from our templates that singles out object ``i``."""
     target = objects[i]
 
-    def unique(pred) -> bool:
-        return [j for j, o in enumerate(objects) if pred(o)] == [i]
+    def matches(pred) -> List[int]:
+        return [j for j, o in enumerate(objects) if pred(o)]
+
+    def unique(pred) -> bool:  # pred holds for the target only
+        return matches(pred) == [i]
 
     def is_kind(o, shape=None, color=None):
         return (shape is None or o['shape'] == shape) and (color is None or o['color'] == color)
@@ -82,7 +89,7 @@ def describe(objects: List[dict], i: int) -> List[str]:
             if target is min(same_shape, key=lambda o: sign * o[key]):
                 found.append(f'the {word} {shape}')
     for j, anchor in enumerate(objects):
-        if j == i or not unique(lambda o: is_kind(o, anchor['shape'], anchor['color'])):
+        if j == i or matches(lambda o: is_kind(o, anchor['shape'], anchor['color'])) != [j]:
             continue
         for word, test in (('left of', lambda o: o['cx'] < anchor['cx'] - anchor['r']),
                            ('right of', lambda o: o['cx'] > anchor['cx'] + anchor['r']),
@@ -99,6 +106,23 @@ def render(rng: np.random.Generator, width: int, height: int, objects: List[dict
     for o in objects:
         cv2.fillPoly(image, [np.round(o['polygon']).astype(np.int32)], COLORS[o['color']])
     return image
+
+
+def train_tokenizer(sentences: List[str], folder: str, vocab_size: int = 64) -> None:
+    """Train a unigram sentencepiece model (as XLM-R's) on ``sentences`` into ``folder``."""
+    import sentencepiece as spm
+    os.makedirs(folder, exist_ok=True)
+    words = sorted({w for s in sentences for w in s.split()})
+    corpus = osp.join(folder, 'corpus.txt')
+    with open(corpus, 'w') as f:  # every word on its own too, so each stays one piece
+        f.write('\n'.join(sentences + words * 5))
+    vocab_size = max(vocab_size, 2 * len(words) + len({c for w in words for c in w}) + 8)
+    spm.SentencePieceTrainer.train(
+        input=corpus, model_prefix=osp.join(folder, 'sentencepiece.bpe'), vocab_size=vocab_size,
+        model_type='unigram', character_coverage=1.0, minloglevel=2, num_threads=1,
+        hard_vocab_limit=False)
+    os.remove(corpus)
+    os.remove(osp.join(folder, 'sentencepiece.bpe.vocab'))
 
 
 def make_synthref(out: str, num_images: int = 200, seed: int = 0,
@@ -149,4 +173,5 @@ def make_synthref(out: str, num_images: int = 200, seed: int = 0,
         json.dump(dict(images=images, annotations=annotations, categories=categories), f)
     with open(osp.join(out, 'synthref', 'refs(unc).p'), 'wb') as f:
         pickle.dump(refs, f, protocol=2)
+    train_tokenizer([s['sent'] for r in refs for s in r['sentences']], osp.join(out, 'tokenizer'))
     return counts
