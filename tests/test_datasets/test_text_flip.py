@@ -21,6 +21,11 @@ def centroid_x(mask: np.ndarray) -> float:
     return float(np.nonzero(mask)[1].mean())
 
 
+def target_shape(text: str) -> str:
+    """SynthRef names its target's shape first ("the circle left of the blue square")."""
+    return next(w for w in text.split() if w in ('circle', 'square', 'triangle'))
+
+
 def test_flip_keeps_expressions_true(synthref_root):
     init_default_scope('mmevf')
     cfg = synthref_dataset_cfg(synthref_root, 'train')
@@ -47,7 +52,7 @@ def test_flip_keeps_expressions_true(synthref_root):
             words = text.split()
             if words[1] in ('leftmost', 'rightmost'):
                 same_shape = [m for t, m in zip(flipped['text'], all_masks)
-                              if t.split()[-1] == words[-1]]
+                              if target_shape(t) == words[-1]]
                 xs = [centroid_x(m) for m in same_shape]
                 extreme = min(xs) if words[1] == 'leftmost' else max(xs)
                 assert centroid_x(mask) == extreme
