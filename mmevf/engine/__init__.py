@@ -1,1 +1,3 @@
+from .optim_constructor import TrainableParamsOptimWrapperConstructor
 
+__all__ = ['TrainableParamsOptimWrapperConstructor']

@@ -1,1 +1,7 @@
-
+from .data_preprocessors import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
+from .mm_encoders import *  # noqa: F401,F403
+from .necks import *  # noqa: F401,F403
+from .sam import *  # noqa: F401,F403
+from .segmentors import *  # noqa: F401,F403
+from .utils.pretrained_init import PretrainedWeights  # noqa: F401

@@ -1,0 +1,46 @@
+# SynthRef, the embedded default (tools/dataset_converters/make_synthref.py data/synthref):
+#   data/synthref/images/*.jpg, data/synthref/synthref/{instances.json, refs(unc).p},
+#   data/synthref/tokenizer/ (its XLM-R-style sentencepiece model).
+# Same pipelines as RefCOCO, at the tiny model's sizes (SAM branch 256, BEiT-3 branch 112).
+data_root = 'data/synthref/'
+tokenizer = data_root + 'tokenizer'
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
+    dict(type='EVFResize', sam_size=256, beit_size=112),
+    dict(type='TokenizeText', tokenizer=tokenizer, max_length=32),
+    dict(type='PackReferInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='EVFResize', sam_size=256, beit_size=112),
+    dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
+    dict(type='TokenizeText', tokenizer=tokenizer),
+    dict(type='PackReferInputs'),
+]
+synthref = dict(
+    type='ReferSegDataset',
+    data_root=data_root,
+    data_prefix=dict(img_path='images/'),
+    ann_file='synthref/instances.json',
+    split_file='synthref/refs(unc).p')
+
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        **synthref, split='train', text_mode='random', num_sentences=1, max_expressions=4,
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=4,
+    num_workers=1,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(**synthref, split='val', text_mode='original', pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='ReferSegMetric', prefix='synthref_val')
+test_evaluator = val_evaluator

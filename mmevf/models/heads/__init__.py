@@ -1,0 +1,3 @@
+from .sam_prompt_head import SAMPromptHead
+
+__all__ = ['SAMPromptHead']

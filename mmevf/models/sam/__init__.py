@@ -1,0 +1,3 @@
+from .image_encoder import SAMImageEncoder
+
+__all__ = ['SAMImageEncoder']

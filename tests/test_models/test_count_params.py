@@ -1,0 +1,24 @@
+"""tools/analysis/count_params.py reproduces the paper's parameter counts."""
+import pytest
+
+from tools.analysis.count_params import count
+
+
+@pytest.mark.parametrize('config, total', [
+    ('configs/evf_sam/evf-beit3l_sam-h_refcoco.py', 1_315_105_072),  # paper: 1.32B
+    ('configs/evf_sam/evf-beit3b_sam-h_refcoco.py', 862_865_456),  # paper: 863M
+])
+def test_paper_parameter_counts(repo_root, config, total):
+    result = count(str(repo_root / config))
+    assert result['total'] == total
+    # SAM's image encoder (ViT-H: 637,026,048) is the only frozen part.
+    assert result['total'] - result['trainable'] == result['modules']['image_encoder'][0]
+    assert result['modules']['image_encoder'][0] == 637_026_048
+
+
+def test_ablation_switches_change_trainable_counts(repo_root):
+    base = count(str(repo_root / 'configs/evf_sam/evf-beit3l_sam-h_refcoco.py'))
+    frozen_mm = count(str(repo_root / 'configs/evf_sam/ablations/'
+                          'evf-beit3l_sam-h_refcoco_frozen-mm-encoder.py'))
+    assert frozen_mm['total'] == base['total']
+    assert base['trainable'] - frozen_mm['trainable'] == 672_702_464  # BEiT-3-L

@@ -1,0 +1,180 @@
+"""EVF-SAM end to end: an official checkpoint folder (random weights, small architecture),
+converted by tools/model_converters/evf_sam2mmevf.py and loaded into ``EVFSAM``, gives the
+official model's masks — preprocessing of a real non-square JPEG included."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmcv.transforms import Compose
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from segment_anything.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder, Sam,
+                                       TwoWayTransformer)
+from segment_anything.utils.transforms import ResizeLongestSide
+from torchscale.architecture.config import EncoderConfig
+from torchscale.model.BEiT3 import BEiT3
+from torchvision import transforms as T
+
+import mmevf.models  # noqa: F401
+from mmevf.registry import MODELS
+from mmevf.utils.tokenizer import build_tokenizer
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMPT_DIM, BEIT_DIM, VOCAB = 32, 64, 64
+EXPRESSIONS = ['the red circle left of the blue square', 'leftmost zebra', '[semantic] sky']
+
+
+def official_modules():
+    """The official model's parts with random weights: SAM (segment_anything), BEiT-3
+    (torchscale) and the projector MLP (`text_hidden_fcs.0`)."""
+    torch.manual_seed(0)
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            img_size=1024, patch_size=16, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2,
+            out_chans=PROMPT_DIM, qkv_bias=True, use_rel_pos=True, window_size=14,
+            global_attn_indexes=(1, ), norm_layer=lambda d: torch.nn.LayerNorm(d, eps=1e-6)),
+        prompt_encoder=PromptEncoder(
+            embed_dim=PROMPT_DIM, image_embedding_size=(64, 64), input_image_size=(1024, 1024),
+            mask_in_chans=16),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3, transformer_dim=PROMPT_DIM, iou_head_depth=3,
+            iou_head_hidden_dim=32, transformer=TwoWayTransformer(
+                depth=2, embedding_dim=PROMPT_DIM, mlp_dim=64, num_heads=2)))
+    beit3 = BEiT3(EncoderConfig(
+        img_size=224, patch_size=16, vocab_size=VOCAB, multiway=True, layernorm_embedding=False,
+        normalize_output=True, no_output_layer=True, drop_path_rate=0.0, mlp_ratio=4,
+        encoder_embed_dim=BEIT_DIM, encoder_layers=2, encoder_attention_heads=4,
+        encoder_ffn_embed_dim=4 * BEIT_DIM))
+    projector = torch.nn.Sequential(
+        torch.nn.Linear(BEIT_DIM, BEIT_DIM), torch.nn.ReLU(), torch.nn.Linear(BEIT_DIM, PROMPT_DIM))
+    for module in (sam, beit3, projector):  # move every weight off its structured init
+        for param in module.parameters():
+            param.data.add_(torch.randn_like(param) * 0.05)
+    return sam.eval(), beit3.eval(), projector.eval()
+
+
+def mmevf_model_cfg(tokenizer_pad_id: int = 1) -> dict:
+    return dict(
+        type='EVFSAM',
+        data_preprocessor=dict(type='EVFDataPreprocessor', pad_token_id=tokenizer_pad_id),
+        image_encoder=dict(
+            type='SAMImageEncoder', img_size=1024, window_size=14, mlp_ratio=2,
+            out_chans=PROMPT_DIM,
+            arch=dict(embed_dim=32, depth=2, num_heads=2, global_attn_indexes=(1, ))),
+        mm_encoder=dict(
+            type='BEiT3MultiwayEncoder', vocab_size=VOCAB,
+            arch=dict(embed_dims=BEIT_DIM, num_layers=2, num_heads=4, ffn_dims=4 * BEIT_DIM)),
+        projector=dict(type='EVFProjector', out_channels=PROMPT_DIM),
+        prompt_head=dict(
+            type='SAMPromptHead', embed_dim=PROMPT_DIM, iou_head_hidden_dim=32,
+            transformer=dict(depth=2, mlp_dim=64, num_heads=2)))
+
+
+@pytest.fixture(scope='module')
+def official_folder(tmp_path_factory, xlmr_tokenizer_dir):
+    """An EVF-SAM checkpoint folder in the official (Hugging Face) layout."""
+    sam, beit3, projector = official_modules()
+    folder = tmp_path_factory.mktemp('evf-sam-official')
+    state = {f'visual_model.{k}': v for k, v in sam.state_dict().items()}
+    state.update({f'mm_extractor.beit3.{k}': v for k, v in beit3.state_dict().items()})
+    state.update({f'text_hidden_fcs.0.{k}': v for k, v in projector.state_dict().items()})
+    torch.save(state, folder / 'pytorch_model.bin')
+    (folder / 'config.json').write_text(json.dumps(dict(
+        model_type='evf', hidden_size=BEIT_DIM, out_dim=PROMPT_DIM, sam_scale='huge',
+        mm_extractor_scale='large')))
+    (folder / 'sentencepiece.bpe.model').write_bytes(
+        (xlmr_tokenizer_dir / 'sentencepiece.bpe.model').read_bytes())
+    (folder / 'tokenizer_config.json').write_text(
+        json.dumps({'tokenizer_class': 'XLMRobertaTokenizer'}))
+    return folder, (sam, beit3, projector)
+
+
+@pytest.fixture(scope='module')
+def photo(tmp_path_factory) -> Path:
+    """A non-square JPEG with smooth structure (so resampling differences would show)."""
+    h, w = 427, 640
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([(xx * 255 / w), (yy * 255 / h), 128 + 100 * np.sin(xx / 17.0)], -1)
+    img = img.astype(np.uint8)
+    cv2.circle(img, (200, 200), 80, (0, 0, 255), -1)
+    cv2.rectangle(img, (400, 100), (560, 300), (255, 0, 0), -1)
+    path = tmp_path_factory.mktemp('photo') / 'photo.jpg'
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def official_forward(modules, tokenizer, image_path: Path, text: str) -> torch.Tensor:
+    """The official EVF-SAM inference for one expression: (H, W) mask logits."""
+    sam, beit3, projector = modules
+    rgb = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
+    resized = ResizeLongestSide(1024).apply_image(rgb)
+    sam_input = sam.preprocess(torch.from_numpy(resized).permute(2, 0, 1)[None].float())
+    beit_input = T.Compose([
+        T.ToTensor(), T.Resize((224, 224), interpolation=3, antialias=None),
+        T.Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))])(rgb)[None]
+    ids = torch.tensor([tokenizer(text)['input_ids']])
+    with torch.no_grad():
+        image_embeddings = sam.image_encoder(sam_input)
+        tokens = beit3(visual_tokens=beit_input, textual_tokens=ids,
+                       text_padding_position=torch.zeros_like(ids))['encoder_out']
+        feat = projector(tokens[:, :1])
+        sparse, dense = sam.prompt_encoder(points=None, boxes=None, masks=None)
+        sparse = torch.cat([sparse, feat], dim=1)
+        low_res, _ = sam.mask_decoder(
+            image_embeddings=image_embeddings, image_pe=sam.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+            multimask_output=False)
+        masks = sam.postprocess_masks(low_res, resized.shape[:2], rgb.shape[:2])
+    return masks[0, 0]
+
+
+@pytest.fixture(scope='module')
+def converted(official_folder, tmp_path_factory):
+    folder, _ = official_folder
+    dst = tmp_path_factory.mktemp('converted') / 'evf_sam_tiny.pth'
+    cmd = [sys.executable, 'tools/model_converters/evf_sam2mmevf.py', str(folder), str(dst)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (dst.parent / 'evf_sam_tiny_tokenizer' / 'sentencepiece.bpe.model').is_file()
+    # nothing the user had is overwritten
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode != 0 and 'exists; pass --force' in again.stderr
+    return dst
+
+
+def test_converted_checkpoint_gives_official_masks(official_folder, converted, photo):
+    _, modules = official_folder
+    init_default_scope('mmevf')
+    model = MODELS.build(mmevf_model_cfg()).eval()
+    load_checkpoint(model, str(converted), strict=True)
+    tokenizer_dir = str(converted.parent / 'evf_sam_tiny_tokenizer')
+    pipeline = Compose([
+        dict(type='LoadImageFromFile'),
+        dict(type='EVFResize'),
+        dict(type='TokenizeText', tokenizer=tokenizer_dir),
+        dict(type='PackReferInputs'),
+    ])
+    sample = pipeline(dict(img_path=str(photo), text=list(EXPRESSIONS)))
+
+    calls = []
+    model.image_encoder.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        data = model.data_preprocessor(pseudo_collate([sample]))
+        (logits, _), = model.mask_logits(data['inputs'], data['data_samples'])
+        predicted = model(**data, mode='predict')[0]
+    assert len(calls) == 2  # once per image per call: all three expressions share it
+
+    tokenizer = build_tokenizer(tokenizer_dir)
+    for i, text in enumerate(EXPRESSIONS):
+        reference = official_forward(modules, tokenizer, photo, text)
+        assert logits[i].shape == reference.shape == (427, 640)
+        torch.testing.assert_close(logits[i], reference, rtol=0, atol=1e-4)
+    masks = predicted.pred_instances.masks
+    assert masks.dtype == torch.bool and masks.shape == (3, 427, 640)
+    assert torch.equal(masks, logits > 0)
