@@ -178,3 +178,40 @@ def test_converted_checkpoint_gives_official_masks(official_folder, converted, p
     masks = predicted.pred_instances.masks
     assert masks.dtype == torch.bool and masks.shape == (3, 427, 640)
     assert torch.equal(masks, logits > 0)
+
+
+def test_loss_trains_exactly_the_trainable_modules(photo, xlmr_tokenizer_dir):
+    """Paper setting: SAM's image encoder frozen (no gradient, not in the optimizer); the
+    multimodal encoder, projector, prompt encoder and mask decoder train. A Tab. 4 switch
+    freezes the multimodal encoder instead."""
+    from mmengine.optim import build_optim_wrapper
+    init_default_scope('mmevf')
+    pipeline = Compose([
+        dict(type='LoadImageFromFile'), dict(type='EVFResize'),
+        dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
+        dict(type='TokenizeText', tokenizer=str(xlmr_tokenizer_dir)), dict(type='PackReferInputs')])
+    polygon = [[100., 100., 300., 100., 300., 300., 100., 300.]]
+    sample = pipeline(dict(img_path=str(photo), text=EXPRESSIONS[:2],
+                           instances=[dict(mask=polygon, ignore_flag=0)] * 2))
+    for trainable, frozen in [(('mm_encoder', 'projector', 'prompt_head'), ('image_encoder', )),
+                              (('projector', 'prompt_head'), ('image_encoder', 'mm_encoder'))]:
+        model = MODELS.build(dict(mmevf_model_cfg(), trainable=trainable)).train()
+        assert not model.image_encoder.training  # frozen: stays in eval mode
+        data = model.data_preprocessor(pseudo_collate([sample]), training=True)
+        losses = model(**data, mode='loss')
+        assert set(losses) == {'loss_mask_bce', 'loss_mask_dice'}
+        sum(losses.values()).backward()
+        optim = build_optim_wrapper(model, dict(
+            constructor='TrainableParamsOptimWrapperConstructor',
+            optimizer=dict(type='AdamW', lr=1e-4)))
+        in_optimizer = {id(p) for group in optim.param_groups for p in group['params']}
+        for name, param in model.named_parameters():
+            if name.startswith(frozen):
+                assert not param.requires_grad and param.grad is None, name
+                assert id(param) not in in_optimizer, name
+            else:
+                assert param.requires_grad and id(param) in in_optimizer, name
+        grads = [p.grad for n, p in model.named_parameters() if n.startswith(trainable[0])]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    with pytest.raises(ValueError, match='matches no parameter'):
+        MODELS.build(dict(mmevf_model_cfg(), trainable=('decoder', )))

@@ -1,11 +1,11 @@
 # EVF-SAM as in the paper: BEiT-3-Large multimodal encoder + SAM ViT-H, 1.32B parameters.
 # Pretrained weights (download them into checkpoints/):
 #   SAM ViT-H: https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth
-#   BEiT-3-L:  beit3_large_patch16_224.pth from microsoft/unilm (beit3), plus its
-#              sentencepiece model beit3.spm saved as checkpoints/xlmr/sentencepiece.bpe.model
+#   BEiT-3-L:  beit3_large_patch16_224.pth from microsoft/unilm (beit3); its
+#              sentencepiece model beit3.spm goes to checkpoints/xlmr/sentencepiece.bpe.model
+#              (the tokenizer folder of configs/_base_/datasets/refcoco.py)
 sam_checkpoint = 'checkpoints/sam_vit_h_4b8939.pth'
 beit3_checkpoint = 'checkpoints/beit3_large_patch16_224.pth'
-tokenizer = 'checkpoints/xlmr'
 
 model = dict(
     type='EVFSAM',
