@@ -1,0 +1,70 @@
+"""tools/test.py evaluates the eight RefCOCO-family splits in one run through
+configs/_base_/datasets/refcoco_8splits.py and prints one table row per split."""
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+import mmevf.models  # noqa: F401
+from mmevf.datasets.utils import load_refs_pickle
+from mmevf.registry import MODELS
+
+ROOT = Path(__file__).resolve().parents[2]
+SPLITS = ['refcoco_val', 'refcoco_testA', 'refcoco_testB', 'refcoco+_val', 'refcoco+_testA',
+          'refcoco+_testB', 'refcocog_val', 'refcocog_test']
+
+
+def fake_coco_layout(synthref_root: Path, out: Path) -> Path:
+    """SynthRef re-laid out as data/coco: train2014/ + refcoco, refcoco+, refcocog."""
+    shutil.copytree(synthref_root / 'images', out / 'train2014')
+    refs = load_refs_pickle(str(synthref_root / 'synthref' / 'refs(unc).p'))
+    for name, split_by in (('refcoco', 'unc'), ('refcoco+', 'unc'), ('refcocog', 'umd')):
+        (out / name).mkdir()
+        shutil.copy(synthref_root / 'synthref' / 'instances.json', out / name)
+        if name == 'refcocog':  # umd splits: train / val / test
+            refs = [dict(r, split='test' if r['split'].startswith('test') else r['split'])
+                    for r in refs]
+        with open(out / name / f'refs({split_by}).p', 'wb') as f:
+            pickle.dump(refs, f)
+    return out
+
+
+def test_eight_splits_in_one_run(synthref_root, xlmr_tokenizer_dir, tmp_path):
+    data_root = fake_coco_layout(synthref_root, tmp_path / 'coco')
+    cfg = Config.fromfile(str(ROOT / 'configs/evf_sam/evf-tiny_synthref.py'))
+    splits_cfg = Config.fromfile(str(ROOT / 'configs/_base_/datasets/refcoco_8splits.py'))
+    cfg.test_dataloader = splits_cfg.test_dataloader
+    cfg.test_evaluator = splits_cfg.test_evaluator
+    cfg.test_dataloader.num_workers = 0
+    cfg.test_dataloader.persistent_workers = False
+    for dataset in cfg.test_dataloader.dataset.datasets:
+        dataset.data_root = str(data_root)
+        for transform in dataset.pipeline:
+            if transform.type == 'EVFResize':
+                transform.update(sam_size=256, beit_size=112)  # the tiny model's input sizes
+            if transform.type == 'TokenizeText':
+                transform.tokenizer = str(xlmr_tokenizer_dir)
+    config = tmp_path / 'tiny_8splits.py'
+    cfg.dump(str(config))
+
+    init_default_scope('mmevf')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    checkpoint = tmp_path / 'tiny.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), checkpoint)
+
+    proc = subprocess.run(
+        [sys.executable, 'tools/test.py', str(config), str(checkpoint), '--work-dir',
+         str(tmp_path / 'work')], cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=dict(__import__('os').environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = proc.stdout[proc.stdout.index('split '):].splitlines()
+    assert table[0].split() == ['split', 'cIoU', 'gIoU', 'P@0.5', 'P@0.7', 'P@0.9']
+    assert [line.split()[0] for line in table[2:10]] == SPLITS
+    for line in table[2:10]:
+        assert all(0.0 <= float(v) <= 100.0 for v in line.split()[1:])
