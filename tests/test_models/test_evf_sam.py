@@ -215,3 +215,22 @@ def test_loss_trains_exactly_the_trainable_modules(photo, xlmr_tokenizer_dir):
         assert any(g is not None and g.abs().sum() > 0 for g in grads)
     with pytest.raises(ValueError, match='matches no parameter'):
         MODELS.build(dict(mmevf_model_cfg(), trainable=('decoder', )))
+
+
+def test_text_only_baseline_ignores_the_image(photo, xlmr_tokenizer_dir):
+    """Tab. 3 text-only: the multimodal encoder never sees the image, so the prompts do not
+    change when the BEiT-3 view of the image does."""
+    init_default_scope('mmevf')
+    model = MODELS.build(dict(mmevf_model_cfg(), mm_encoder_image=False,
+                              projector=dict(type='EVFProjector', out_channels=PROMPT_DIM,
+                                             token='text_cls'))).eval()
+    pipeline = Compose([dict(type='LoadImageFromFile'), dict(type='EVFResize'),
+                        dict(type='TokenizeText', tokenizer=str(xlmr_tokenizer_dir)),
+                        dict(type='PackReferInputs')])
+    data = model.data_preprocessor(pseudo_collate([pipeline(dict(img_path=str(photo),
+                                                                  text=EXPRESSIONS))]))
+    with torch.no_grad():
+        prompts = model.encode_prompts(data['inputs'])
+        data['inputs']['beit_img'] = torch.randn_like(data['inputs']['beit_img'])
+        torch.testing.assert_close(model.encode_prompts(data['inputs']), prompts)
+    assert prompts.shape == (3, 1, PROMPT_DIM)
