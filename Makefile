@@ -18,9 +18,7 @@ test: $(ENV_STAMP)
 	$(PY) -m pytest tests
 
 demo: $(ENV_STAMP)
-	@echo "make demo: the demo (train the tiny EVF-SAM on SynthRef, evaluate, draw overlays)" \
-	      "is not built yet; it arrives with the training issue. The environment is ready in $(VENV)."
-	@exit 1
+	PYTHON=$(PY) bash tools/run_demo.sh
 
 clean-env:
 	rm -rf $(VENV)

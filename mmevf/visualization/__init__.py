@@ -1,1 +1,3 @@
+from .refer_seg_visualizer import ReferSegVisualizer
 
+__all__ = ['ReferSegVisualizer']

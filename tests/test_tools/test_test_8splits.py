@@ -60,7 +60,8 @@ def test_eight_splits_in_one_run(synthref_root, xlmr_tokenizer_dir, tmp_path):
 
     proc = subprocess.run(
         [sys.executable, 'tools/test.py', str(config), str(checkpoint), '--work-dir',
-         str(tmp_path / 'work')], cwd=ROOT, capture_output=True, text=True, timeout=600,
+         str(tmp_path / 'work'), '--show-dir', 'vis', '--cfg-options',
+         'default_hooks.visualization.max_images=2'], cwd=ROOT, capture_output=True, text=True, timeout=600,
         env=dict(__import__('os').environ, PYTHONPATH=str(ROOT)))
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = proc.stdout[proc.stdout.index('split '):].splitlines()
@@ -68,3 +69,15 @@ def test_eight_splits_in_one_run(synthref_root, xlmr_tokenizer_dir, tmp_path):
     assert [line.split()[0] for line in table[2:10]] == SPLITS
     for line in table[2:10]:
         assert all(0.0 <= float(v) <= 100.0 for v in line.split()[1:])
+
+    # --show-dir: one overlay per expression of the first two images
+    drawings = sorted((tmp_path / 'work').glob('*/vis/*.png'))
+    first_val = load_refs_pickle(str(data_root / 'refcoco' / 'refs(unc).p'))
+    assert len(drawings) >= 2 and all(p.stat().st_size > 0 for p in drawings)
+    stems = {p.stem.rsplit('_', 1)[0] for p in drawings}
+    assert len(stems) == 2
+    for stem in stems:
+        image_id = int(stem.split('_')[-1])
+        expressions = sum(len(r['sentences']) for r in first_val
+                          if r['image_id'] == image_id and r['split'] == 'val')
+        assert len([p for p in drawings if p.stem.rsplit('_', 1)[0] == stem]) == expressions

@@ -41,6 +41,22 @@ val_dataloader = dict(
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(**synthref, split='val', text_mode='original', pipeline=test_pipeline))
-test_dataloader = val_dataloader
+# tools/test.py scores val, testA and testB in one run (keys synthref_val/cIoU, ...)
+test_splits = ['val', 'testA', 'testB']
+test_dataloader = dict(
+    batch_size=4,
+    num_workers=1,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='MultiSplitDataset',
+        datasets=[
+            dict(**synthref, split=split, text_mode='original', pipeline=test_pipeline)
+            for split in test_splits
+        ]))
 val_evaluator = dict(type='ReferSegMetric', prefix='synthref_val')
-test_evaluator = val_evaluator
+test_evaluator = dict(
+    type='mmdet.MultiDatasetsEvaluator',
+    metrics=[dict(type='ReferSegMetric') for _ in test_splits],
+    dataset_prefixes=[f'synthref_{split}' for split in test_splits])

@@ -1,0 +1,3 @@
+from .visualization_hook import ReferSegVisualizationHook
+
+__all__ = ['ReferSegVisualizationHook']
