@@ -12,6 +12,9 @@ default_hooks = dict(
     # draws predicted masks with their expressions; tools/test.py --show-dir switches it on
     visualization=dict(type='ReferSegVisualizationHook', draw=False))
 
+# stop at the first NaN / infinite loss, naming the iteration
+custom_hooks = [dict(type='InvalidLossHook')]
+
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
