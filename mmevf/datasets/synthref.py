@@ -28,7 +28,7 @@ COLORS = {  # name -> BGR
     'red': (40, 40, 220), 'green': (60, 180, 60), 'blue': (220, 90, 40),
     'yellow': (40, 220, 230), 'purple': (170, 60, 150), 'white': (245, 245, 245)}
 SHAPES = ('circle', 'square', 'triangle')
-SIZES = {'small': (9, 14), 'large': (20, 28)}  # radius range in pixels
+SIZES = {'small': (12, 18), 'large': (26, 36)}  # radius range in pixels
 SPLITS = (('train', 0.7), ('val', 0.1), ('testA', 0.1), ('testB', 0.1))
 
 

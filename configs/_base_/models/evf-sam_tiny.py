@@ -23,7 +23,14 @@ model = dict(
         type='BEiT3MultiwayEncoder',
         arch=dict(embed_dims=128, num_layers=4, num_heads=4, ffn_dims=512),
         img_size=112,
-        vocab_size=128),
+        vocab_size=128,
+        # Trained from scratch: BEiT-3's own position tables start at N(0, 1), which drowns
+        # the token content of a randomly initialised encoder; a ViT-style init learns fast.
+        init_cfg=[
+            dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.0),
+            dict(type='Normal', layer='Embedding', std=0.02),
+            dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0),
+        ]),
     projector=dict(type='EVFProjector', out_channels=64, token='image_cls'),
     prompt_head=dict(
         type='SAMPromptHead',
