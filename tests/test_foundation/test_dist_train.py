@@ -26,7 +26,7 @@ def free_port() -> int:
 def run(cmd: list, **env) -> str:
     full_env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=str(ROOT), **env)
     proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 

@@ -2,6 +2,7 @@
 import math
 from typing import Optional
 
+import torch
 from mmengine.hooks import Hook
 
 from mmevf.registry import HOOKS
@@ -17,8 +18,9 @@ class InvalidLossHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         if not outputs or 'loss' not in outputs:
             return
-        loss = float(outputs['loss'])
+        loss = float(torch.as_tensor(outputs['loss']).detach())
         if not math.isfinite(loss):
-            terms = ', '.join(f'{k}={float(v):.4g}' for k, v in outputs.items())
+            terms = ', '.join(f'{k}={float(torch.as_tensor(v).detach()):.4g}'
+                              for k, v in outputs.items())
             raise RuntimeError(f'loss is {loss} at iteration {runner.iter + 1} ({terms}); '
                                'training stopped, the last checkpoint is left untouched')
