@@ -23,17 +23,20 @@ test_pipeline = [
     dict(type='PackReferInputs'),
 ]
 
+refcoco = dict(
+    type='ReferSegDataset',
+    data_root=data_root,
+    data_prefix=dict(img_path='train2014/'),
+    ann_file='refcoco/instances.json',
+    split_file='refcoco/refs(unc).p')
+
 train_dataloader = dict(
     batch_size=16,
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        type='ReferSegDataset',
-        data_root=data_root,
-        data_prefix=dict(img_path='train2014/'),
-        ann_file='refcoco/instances.json',
-        split_file='refcoco/refs(unc).p',
+        **refcoco,
         split='train',
         text_mode='random',
         num_sentences=None,
@@ -45,15 +48,7 @@ val_dataloader = dict(
     persistent_workers=True,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='ReferSegDataset',
-        data_root=data_root,
-        data_prefix=dict(img_path='train2014/'),
-        ann_file='refcoco/instances.json',
-        split_file='refcoco/refs(unc).p',
-        split='val',
-        text_mode='original',
-        pipeline=test_pipeline))
+    dataset=dict(**refcoco, split='val', text_mode='original', pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 val_evaluator = dict(type='ReferSegMetric', prefix='refcoco_val')

@@ -1,18 +1,12 @@
 # A small EVF-SAM for CPU runs on SynthRef (no pretrained weights exist for it, so SAM's image
 # encoder trains too). Same modules as the paper's model, scaled down: SAM-style ViT at 256²
 # (16 x 16 embedding), 4-layer BEiT-3 at 112², 64-d prompts.
+_base_ = ['./evf-sam_beit3-l_sam-h.py']
+
 model = dict(
-    type='EVFSAM',
-    data_preprocessor=dict(
-        type='EVFDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size=256,
-        beit_mean=[0.5, 0.5, 0.5],
-        beit_std=[0.5, 0.5, 0.5],
-        pad_token_id=1),
+    data_preprocessor=dict(pad_size=256),
     image_encoder=dict(
+        _delete_=True,
         type='SAMImageEncoder',
         arch=dict(embed_dim=128, depth=4, num_heads=4, global_attn_indexes=(1, 3)),
         img_size=256,
@@ -20,6 +14,7 @@ model = dict(
         out_chans=64,
         frozen=False),
     mm_encoder=dict(
+        _delete_=True,
         type='BEiT3MultiwayEncoder',
         arch=dict(embed_dims=128, num_layers=4, num_heads=4, ffn_dims=512),
         img_size=112,
@@ -31,15 +26,12 @@ model = dict(
             dict(type='Normal', layer='Embedding', std=0.02),
             dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0),
         ]),
-    projector=dict(type='EVFProjector', out_channels=64, token='image_cls'),
+    projector=dict(out_channels=64),
     prompt_head=dict(
-        type='SAMPromptHead',
         embed_dim=64,
         image_embedding_size=16,
         input_image_size=256,
-        mask_in_chans=16,
         transformer=dict(depth=2, mlp_dim=256, num_heads=4),
         iou_head_hidden_dim=64,
-        multimask_output=False),
-    mm_encoder_image=True,
+        pretrained=None),
     trainable=('image_encoder', 'mm_encoder', 'projector', 'prompt_head'))
