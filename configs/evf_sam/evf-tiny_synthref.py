@@ -5,7 +5,7 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=1500, val_interval=500)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=1400, val_interval=350)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
@@ -16,10 +16,10 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(type='LinearLR', start_factor=1.0, end_factor=0.0, by_epoch=False, begin=100,
-         end=1500),
+         end=1400),
 ]
 default_hooks = dict(
     logger=dict(interval=20),
-    checkpoint=dict(interval=500, max_keep_ckpts=2, save_best='synthref_val/cIoU',
+    checkpoint=dict(interval=350, max_keep_ckpts=2, save_best='synthref_val/cIoU',
                     rule='greater'))
 randomness = dict(seed=0)

@@ -1,20 +1,20 @@
 # SynthRef, the embedded default (tools/dataset_converters/make_synthref.py data/synthref):
 #   data/synthref/images/*.jpg, data/synthref/synthref/{instances.json, refs(unc).p},
 #   data/synthref/tokenizer/ (its XLM-R-style sentencepiece model).
-# Same pipelines as RefCOCO, at the tiny model's sizes (SAM branch 256, BEiT-3 branch 112).
+# Same pipelines as RefCOCO, at the tiny model's sizes (SAM branch 256, BEiT-3 branch 64).
 data_root = 'data/synthref/'
 tokenizer = data_root + 'tokenizer'
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
-    dict(type='EVFResize', sam_size=256, beit_size=112),
+    dict(type='EVFResize', sam_size=256, beit_size=64),
     dict(type='TokenizeText', tokenizer=tokenizer, max_length=32),
     dict(type='PackReferInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='EVFResize', sam_size=256, beit_size=112),
+    dict(type='EVFResize', sam_size=256, beit_size=64),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
     dict(type='TokenizeText', tokenizer=tokenizer),
     dict(type='PackReferInputs'),
@@ -32,7 +32,7 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        **synthref, split='train', text_mode='random', num_sentences=1, max_expressions=4,
+        **synthref, split='train', text_mode='random', num_sentences=1, max_expressions=None,
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=4,

@@ -1,6 +1,6 @@
 # A small EVF-SAM for CPU runs on SynthRef (no pretrained weights exist for it, so SAM's image
 # encoder trains too). Same modules as the paper's model, scaled down: SAM-style ViT at 256²
-# (16 x 16 embedding), 4-layer BEiT-3 at 112², 64-d prompts.
+# (16 x 16 embedding), 4-layer BEiT-3 at 64² (4 x 4 patches + the text), 64-d prompts.
 _base_ = ['./evf-sam_beit3-l_sam-h.py']
 
 model = dict(
@@ -17,7 +17,7 @@ model = dict(
         _delete_=True,
         type='BEiT3MultiwayEncoder',
         arch=dict(embed_dims=128, num_layers=4, num_heads=4, ffn_dims=512),
-        img_size=112,
+        img_size=64,
         vocab_size=128,
         # Trained from scratch: BEiT-3's own position tables start at N(0, 1), which drowns
         # the token content of a randomly initialised encoder; a ViT-style init learns fast.
@@ -26,7 +26,10 @@ model = dict(
             dict(type='Normal', layer='Embedding', std=0.02),
             dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0),
         ]),
-    projector=dict(out_channels=64),
+    # From scratch, prompts that barely differ at the start let the decoder learn to ignore
+    # them ("segment every object"); a Kaiming-initialised projector keeps them apart.
+    projector=dict(
+        out_channels=64, init_cfg=dict(type='Kaiming', layer='Linear', nonlinearity='relu')),
     prompt_head=dict(
         embed_dim=64,
         image_embedding_size=16,
