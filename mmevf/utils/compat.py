@@ -4,6 +4,7 @@ Applied once on ``import mmevf`` (checkpoint loading, DeepSpeed optimizers) or c
 ``tools/train.py`` / ``tools/test.py`` (distributed launch on CPU). Each fix says why it exists;
 delete it when the upstream release that fixes it is the one we pin.
 """
+import atexit
 import os
 import os.path as osp
 from datetime import timedelta
@@ -135,4 +136,12 @@ def setup_cpu_distributed(cfg: Config) -> bool:
             rank=int(os.environ['RANK']),
             world_size=int(os.environ['WORLD_SIZE']),
             timeout=timedelta(seconds=cfg.env_cfg.dist_cfg.get('timeout', 1800)))
+        # mmengine never destroys the group; gloo's threads alive at interpreter exit abort
+        # the process ("terminate called without an active exception").
+        atexit.register(_destroy_process_group)
     return True
+
+
+def _destroy_process_group() -> None:
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
