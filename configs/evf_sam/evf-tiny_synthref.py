@@ -23,3 +23,5 @@ default_hooks = dict(
     checkpoint=dict(interval=350, max_keep_ckpts=2, save_best='synthref_val/cIoU',
                     rule='greater'))
 randomness = dict(seed=0)
+# SAM's IoU head and point / mask prompt layers get no gradient from the mask loss (DDP).
+find_unused_parameters = True

@@ -127,7 +127,10 @@ def setup_cpu_distributed(cfg: Config) -> bool:
         if strategy.get('type', 'DDPStrategy').endswith('DDPStrategy'):
             cfg.merge_from_dict({'strategy.model_wrapper.device_ids': None})
     else:
-        wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+        wrapper = cfg.get('model_wrapper_cfg') or dict(
+            type='MMDistributedDataParallel',
+            # mmengine reads the top-level flag only when it builds the wrapper itself
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
         wrapper['device_ids'] = None
         cfg.model_wrapper_cfg = wrapper
     if not torch_dist.is_initialized():

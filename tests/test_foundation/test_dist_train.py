@@ -77,6 +77,11 @@ def test_cpu_launch_settings(monkeypatch):
     assert setup_cpu_distributed(flexible)
     assert flexible.strategy.model_wrapper.device_ids is None
 
+    top_level = Config(dict(launcher='pytorch', find_unused_parameters=True))
+    assert setup_cpu_distributed(top_level)
+    assert top_level.model_wrapper_cfg == dict(
+        type='MMDistributedDataParallel', find_unused_parameters=True, device_ids=None)
+
     assert not setup_cpu_distributed(Config(dict(launcher='none')))
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     gpu = Config(dict(launcher='pytorch'))
