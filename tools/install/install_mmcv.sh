@@ -26,6 +26,19 @@ CACHE_ROOT=${MMEVF_CACHE:-$HOME/.cache/mmevf}
 
 say() { echo "[install_mmcv] $*"; }
 
+# Condense the compiler output: ninja's "[k/n] c++ ..." lines become "compiling [k/n]";
+# compiler errors are shown in full.
+show_progress() {
+    local line trimmed
+    while IFS= read -r line; do
+        trimmed="${line#"${line%%[![:space:]]*}"}"
+        case "$trimmed" in
+            "["[0-9]*"/"[0-9]*"]"*) say "compiling ${trimmed%% *}";;
+            *"error:"*|*"Error:"*|"ERROR"*) say "$trimmed";;
+        esac
+    done
+}
+
 mmcv_ops_work() {
     "$PYTHON" - <<'EOF' >/dev/null 2>&1
 import mmcv, torch
@@ -112,13 +125,7 @@ start=$(date +%s)
 LOG="$CACHE_DIR/build.log"
 say "full compiler output: $LOG"
 (cd "$SRC" && "$PYTHON" -m pip wheel -v --no-build-isolation --no-deps -w "$CACHE_DIR" . 2>&1 \
-    | tee "$LOG" | while IFS= read -r line; do
-        # ninja's "[k/n] ..." lines show progress; errors are shown in full.
-        case "$line" in
-            "["[0-9]*"/"[0-9]*"]"*) say "compiling ${line%% *}";;
-            *error*|*Error*) say "$line";;
-        esac
-    done)
+    | tee "$LOG" | show_progress)
 say "build finished in $(( ($(date +%s) - start) / 60 )) min"
 [ -n "$(cached_wheel)" ] || { say "ERROR: the build produced no wheel" >&2; exit 1; }
 install_wheel "$(cached_wheel)"
