@@ -16,8 +16,15 @@ if [ ! -f "$DATA/synthref/instances.json" ]; then
     "$PY" tools/dataset_converters/make_synthref.py "$DATA" --num-images 600 --seed 0
 fi
 
-say "training $CONFIG -> $WORK_DIR (resumes from $WORK_DIR/last_checkpoint if present)"
-"$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR" --resume
+MAX_ITERS=$("$PY" -c "from mmengine.config import Config; \
+print(Config.fromfile('$CONFIG').train_cfg.max_iters)" 2>/dev/null | tail -n 1)
+if [ -f "$WORK_DIR/last_checkpoint" ] && \
+    [ "$(basename "$(cat "$WORK_DIR/last_checkpoint")")" = "iter_${MAX_ITERS}.pth" ]; then
+    say "$WORK_DIR already holds the finished run (iter_${MAX_ITERS}.pth); not training again"
+else
+    say "training $CONFIG -> $WORK_DIR (resumes from $WORK_DIR/last_checkpoint if present)"
+    "$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR" --resume
+fi
 
 CHECKPOINT=$(cat "$WORK_DIR/last_checkpoint")
 say "evaluating $CHECKPOINT on val / testA / testB, drawing a few predictions"
