@@ -1,7 +1,6 @@
 """EVF-SAM: SAM prompted by an early-fused vision-language encoder."""
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import torch
 from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
 from torch import Tensor
