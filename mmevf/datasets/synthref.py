@@ -11,6 +11,7 @@ Layout written under ``out``::
     synthref/instances.json       COCO format, polygon masks
     synthref/refs(unc).p          refer-toolkit refs: train / val / testA / testB
     tokenizer/sentencepiece.bpe.model   a small XLM-R-style (unigram) tokenizer of its words
+    bert_tokenizer/vocab.txt            a BERT WordPiece vocabulary of its words (for DIT)
 
 No pretrained tokenizer can be downloaded here, so SynthRef carries its own, in the layout of
 the tokenizer folder that ships with EVF-SAM checkpoints.
@@ -125,6 +126,14 @@ def train_tokenizer(sentences: List[str], folder: str, vocab_size: int = 64) -> 
     os.remove(osp.join(folder, 'sentencepiece.bpe.vocab'))
 
 
+def write_bert_vocab(sentences: List[str], folder: str) -> None:
+    """A BERT (WordPiece, uncased) ``vocab.txt``: BERT's special tokens, then every word."""
+    os.makedirs(folder, exist_ok=True)
+    words = sorted({w for s in sentences for w in s.lower().split()})
+    with open(osp.join(folder, 'vocab.txt'), 'w') as f:
+        f.write('\n'.join(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + words) + '\n')
+
+
 def make_synthref(out: str, num_images: int = 200, seed: int = 0,
                   sentences_per_ref: int = 3, size_choices: Optional[Tuple] = None) -> Dict:
     """Write SynthRef to ``out``; returns counts per split. Deterministic in ``seed``."""
@@ -173,5 +182,7 @@ def make_synthref(out: str, num_images: int = 200, seed: int = 0,
         json.dump(dict(images=images, annotations=annotations, categories=categories), f)
     with open(osp.join(out, 'synthref', 'refs(unc).p'), 'wb') as f:
         pickle.dump(refs, f, protocol=2)
-    train_tokenizer([s['sent'] for r in refs for s in r['sentences']], osp.join(out, 'tokenizer'))
+    all_sentences = [s['sent'] for r in refs for s in r['sentences']]
+    train_tokenizer(all_sentences, osp.join(out, 'tokenizer'))
+    write_bert_vocab(all_sentences, osp.join(out, 'bert_tokenizer'))
     return counts
