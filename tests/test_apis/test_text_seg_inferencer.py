@@ -1,0 +1,192 @@
+"""TextSegInferencer on the tiny SynthRef model with random weights: original-size masks for
+several images and expressions, one image-encoder pass per image, overlays and mask files,
+bf16, and errors that name the bad input."""
+import json
+from pathlib import Path
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmevf.apis import TextSegInferencer, resolve_config
+from mmevf.registry import MODELS
+from mmevf.utils.setup_env import register_all_modules
+from mmevf.utils.tokenizer import build_tokenizer
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = 'evf-tiny_synthref'
+
+
+@pytest.fixture(scope='module')
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """Random weights of the tiny config in MMEngine's checkpoint layout."""
+    register_all_modules()
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(resolve_config(CONFIG)).model)
+    path = tmp_path_factory.mktemp('ckpt') / 'tiny.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def inferencer(tiny_checkpoint, xlmr_tokenizer_dir) -> TextSegInferencer:
+    return TextSegInferencer(CONFIG, weights=str(tiny_checkpoint),
+                             tokenizer=str(xlmr_tokenizer_dir), device='cpu',
+                             show_progress=False)
+
+
+@pytest.fixture(scope='module')
+def images(synthref_root) -> list:
+    """Three SynthRef images of two different sizes."""
+    paths = sorted((synthref_root / 'images').glob('*.jpg'))
+    by_shape = {}
+    for path in paths:
+        by_shape.setdefault(mmcv.imread(str(path)).shape, []).append(str(path))
+    assert len(by_shape) >= 2
+    first, second = list(by_shape.values())[:2]
+    return [first[0], second[0], first[1]]
+
+
+class EncoderCalls:
+    """Counts forward calls of a module and the batch size of each."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.batches = []
+        self.handle = module.register_forward_hook(
+            lambda mod, args, out: self.batches.append(args[0].shape[0]))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.remove()
+
+
+TEXTS = [['red circle', 'the blue square', '[semantic] sky', 'triangle', 'a', 'b', 'c'],
+         'the larger triangle on the right', ['man in red shirt', 'leftmost zebra']]
+
+
+def test_masks_at_original_size(inferencer, images):
+    array = mmcv.imread(images[1])[:50, :70].copy()  # an array input of another size
+    out = inferencer(images + [array], TEXTS + [['small green square']])
+    preds = out['predictions']
+    assert len(preds) == 4 and out['visualization'] is None
+    for pred, image, texts in zip(preds, images + [array], TEXTS + [['small green square']]):
+        texts = [texts] if isinstance(texts, str) else texts
+        height, width = (mmcv.imread(image) if isinstance(image, str) else image).shape[:2]
+        assert pred['masks'].shape == (len(texts), height, width)
+        assert pred['masks'].dtype == np.bool_
+        assert pred['texts'] == texts and len(pred['scores']) == len(texts)
+        assert all(isinstance(s, float) for s in pred['scores'])
+    assert preds[0]['img_path'] == images[0] and preds[3]['img_path'] is None
+
+    # one image, one expression: str inputs are accepted as they are
+    single = inferencer(images[0], 'red circle')['predictions']
+    assert len(single) == 1 and single[0]['masks'].shape[0] == 1
+    # an image's masks do not depend on the other expressions it is asked with
+    np.testing.assert_array_equal(single[0]['masks'][0], preds[0]['masks'][0])
+
+
+def test_semantic_prompt_untouched(inferencer, images, xlmr_tokenizer_dir):
+    samples = inferencer(images[0], ['[semantic] sky', 'red circle'],
+                         return_datasamples=True)['predictions']
+    tokenizer = build_tokenizer(str(xlmr_tokenizer_dir))
+    assert samples[0].text == ['[semantic] sky', 'red circle']
+    assert samples[0].text_ids[0].tolist() == tokenizer('[semantic] sky')['input_ids']
+
+
+@pytest.mark.parametrize('batch_size', [1, 2])
+def test_image_encoder_runs_once_per_image(inferencer, images, batch_size):
+    model = inferencer.model
+    with EncoderCalls(model.image_encoder) as image_calls, \
+            EncoderCalls(model.mm_encoder) as mm_calls:
+        inferencer(images, TEXTS, batch_size=batch_size)
+    num_expressions = 7 + 1 + 2
+    assert sum(image_calls.batches) == len(images)  # every image encoded exactly once
+    assert len(image_calls.batches) == -(-len(images) // batch_size)  # one pass per batch
+    assert sum(mm_calls.batches) == num_expressions  # and every expression once
+    assert len(mm_calls.batches) == len(image_calls.batches)
+
+
+def test_overlays_and_masks_written(inferencer, images, tmp_path):
+    out = inferencer(images[:2], [['red circle', 'blue square'], 'triangle'],
+                     return_vis=True, out_dir=str(tmp_path))
+    drawings = out['visualization']
+    assert [len(d) for d in drawings] == [2, 1]
+    for pred, image, drawn in zip(out['predictions'], images, drawings):
+        stem = Path(image).stem
+        original = mmcv.imread(image, channel_order='rgb')
+        for i, text in enumerate(pred['texts']):
+            overlay = mmcv.imread(str(tmp_path / 'vis' / f'{stem}_{i}.png'), channel_order='rgb')
+            assert overlay.shape == original.shape
+            np.testing.assert_array_equal(overlay, drawn[i])
+            # the expression is written in the top-left corner
+            assert np.abs(overlay[:12, :40].astype(int) - original[:12, :40]).mean() > 5
+            mask = mmcv.imread(str(tmp_path / 'masks' / f'{stem}_{i}.png'), flag='unchanged')
+            assert set(np.unique(mask)) <= {0, 255}
+            np.testing.assert_array_equal(mask > 0, pred['masks'][i])
+        record = json.loads((tmp_path / 'preds' / f'{stem}.json').read_text())
+        assert record['texts'] == pred['texts'] and record['scores'] == pred['scores']
+
+
+def test_bf16(tiny_checkpoint, xlmr_tokenizer_dir, images):
+    inferencer = TextSegInferencer(CONFIG, weights=str(tiny_checkpoint), bf16=True,
+                                   tokenizer=str(xlmr_tokenizer_dir), device='cpu',
+                                   show_progress=False)
+    assert next(inferencer.model.parameters()).dtype == torch.bfloat16
+    pred = inferencer(images[1], ['red circle', 'blue square'])['predictions'][0]
+    assert pred['masks'].shape == (2, ) + mmcv.imread(images[1]).shape[:2]
+    assert all(np.isfinite(pred['scores']))
+
+
+def test_input_errors(inferencer, images, tmp_path):
+    missing = str(tmp_path / 'nowhere.jpg')
+    with pytest.raises(FileNotFoundError, match='nowhere.jpg'):
+        inferencer([images[0], missing], 'red circle')
+    corrupt = tmp_path / 'corrupt.jpg'
+    corrupt.write_bytes(b'\xff\xd8 this is not a jpeg')
+    with pytest.raises(ValueError, match='cannot decode image .*corrupt.jpg'):
+        inferencer(str(corrupt), 'red circle')
+    empty = tmp_path / 'empty.png'
+    empty.write_bytes(b'')
+    with pytest.raises(ValueError, match='empty.png'):
+        inferencer(str(empty), 'red circle')
+    with pytest.raises(ValueError, match=r'empty expression #1 for .*' + Path(images[0]).name):
+        inferencer(images[0], ['red circle', '  '])
+    with pytest.raises(ValueError, match=r'empty expression #0 for image #1 \(array\)'):
+        inferencer([images[0], np.zeros((8, 8, 3), np.uint8)], ['red circle', ''])
+    with pytest.raises(ValueError, match='2 images but 3 text entries'):
+        inferencer(images[:2], ['a', 'b', 'c'])
+    with pytest.raises(ValueError, match='uint8'):
+        inferencer(np.zeros((8, 8, 3), np.float32), 'red circle')
+    with pytest.raises(ValueError, match=r'\(H, W, 3\)'):
+        inferencer(np.zeros((8, 8, 2), np.uint8), 'red circle')
+
+
+def test_checkpoint_mismatch_names_keys_and_shapes(tiny_checkpoint, xlmr_tokenizer_dir,
+                                                   tmp_path):
+    state = torch.load(tiny_checkpoint, weights_only=True)['state_dict']
+    key = 'projector.mlp.0.weight'
+    wrong_shape = dict(state, **{key: torch.zeros(3, 5)})
+    torch.save(dict(state_dict=wrong_shape), tmp_path / 'shape.pth')
+    with pytest.raises(ValueError, match=rf'{key}: file \(3, 5\) vs model \(\d+, \d+\)'):
+        TextSegInferencer(CONFIG, weights=str(tmp_path / 'shape.pth'), device='cpu',
+                          tokenizer=str(xlmr_tokenizer_dir))
+    dropped = {k: v for k, v in state.items() if not k.startswith('prompt_head.')}
+    dropped['extra.weight'] = torch.zeros(1)
+    torch.save(dropped, tmp_path / 'keys.pth')
+    with pytest.raises(ValueError, match=r'(?s)does not match .*evf-tiny_synthref.py.*'
+                       r'missing keys \(\d+\): prompt_head\..*unexpected keys \(1\): extra'):
+        TextSegInferencer(CONFIG, weights=str(tmp_path / 'keys.pth'), device='cpu',
+                          tokenizer=str(xlmr_tokenizer_dir))
+    with pytest.raises(FileNotFoundError, match='no_such.pth'):
+        TextSegInferencer(CONFIG, weights=str(tmp_path / 'no_such.pth'))
+
+
+def test_config_names(tmp_path):
+    assert resolve_config(CONFIG) == str(ROOT / 'configs/evf_sam/evf-tiny_synthref.py')
+    assert resolve_config(CONFIG + '.py').endswith('evf_sam/evf-tiny_synthref.py')
+    with pytest.raises(FileNotFoundError, match='did you mean evf-tiny_synthref'):
+        resolve_config('evf-tiny_synthrf')
