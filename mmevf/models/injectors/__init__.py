@@ -1,0 +1,3 @@
+from .dit_text_injector import DITTextInjector
+
+__all__ = ['DITTextInjector']
