@@ -1,4 +1,5 @@
 from .hooks import *  # noqa: F401,F403
 from .optim_constructor import TrainableParamsOptimWrapperConstructor
+from .optim_wrappers import AmpOptimWrapper
 
-__all__ = ['TrainableParamsOptimWrapperConstructor']
+__all__ = ['TrainableParamsOptimWrapperConstructor', 'AmpOptimWrapper']

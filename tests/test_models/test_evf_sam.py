@@ -234,3 +234,26 @@ def test_text_only_baseline_ignores_the_image(photo, xlmr_tokenizer_dir):
         data['inputs']['beit_img'] = torch.randn_like(data['inputs']['beit_img'])
         torch.testing.assert_close(model.encode_prompts(data['inputs']), prompts)
     assert prompts.shape == (3, 1, PROMPT_DIM)
+
+
+def test_parameters_only_bf16_cast_as_deepspeed(photo, xlmr_tokenizer_dir):
+    """DeepSpeed bf16 casts the parameters and keeps every buffer (the preprocessor's mean /
+    std, SAM's positional-encoding matrix) in fp32: inputs still follow the weights."""
+    init_default_scope('mmevf')
+    model = MODELS.build(mmevf_model_cfg()).train()
+    for param in model.parameters():
+        param.data = param.data.bfloat16()
+    assert model.data_preprocessor.mean.dtype == torch.float32
+    pipeline = Compose([
+        dict(type='LoadImageFromFile'), dict(type='EVFResize'),
+        dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
+        dict(type='TokenizeText', tokenizer=str(xlmr_tokenizer_dir)), dict(type='PackReferInputs')])
+    polygon = [[100., 100., 300., 100., 300., 300., 100., 300.]]
+    sample = pipeline(dict(img_path=str(photo), text=EXPRESSIONS[:2],
+                           instances=[dict(mask=polygon, ignore_flag=0)] * 2))
+    data = model.data_preprocessor(pseudo_collate([sample]), training=True)
+    assert data['inputs']['img'].dtype == data['inputs']['beit_img'].dtype == torch.bfloat16
+    losses = model(**data, mode='loss')
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert model.projector.mlp[0].weight.grad.dtype == torch.bfloat16

@@ -19,6 +19,7 @@ def tiny_cfg(synthref_root: Path, work_dir: Path, **overrides) -> Config:
                 transform.tokenizer = str(synthref_root / 'tokenizer')
     cfg.merge_from_dict({
         'work_dir': str(work_dir), 'train_cfg.max_iters': 4, 'train_cfg.val_interval': 100,
+        'train_cfg.val_begin': 100,
         'default_hooks.checkpoint.interval': 2, 'default_hooks.checkpoint.save_best': None,
         'default_hooks.logger.interval': 1, 'randomness': dict(seed=0, deterministic=True),
         'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=False)],

@@ -1,5 +1,5 @@
 """Batching, normalisation and padding of EVF-SAM's image branches and expressions."""
-from typing import List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +21,9 @@ class EVFDataPreprocessor(BaseDataPreprocessor):
     - Expressions: every image's ``text_ids`` are concatenated in order and right-padded
       with ``pad_token_id``; ``expr_image_index`` maps each expression to its image.
 
-    Floating outputs take the dtype of the preprocessor's buffers, so a model converted to
-    bf16 / fp16 (``model.bfloat16()``, DeepSpeed) receives inputs of its own dtype.
+    Floating outputs take the model's dtype: ``dtype_source()`` when the owning model sets it
+    (``EVFSAM`` does: DeepSpeed casts parameters to bf16 but keeps buffers in fp32), else the
+    dtype of the preprocessor's buffers (``model.bfloat16()``).
 
     Returns ``dict(inputs=dict(img=(B, 3, P, P), beit_img=(B, 3, 224, 224),
     text_ids=(N, L) long, text_padding_mask=(N, L) bool True at padding,
@@ -46,6 +47,12 @@ class EVFDataPreprocessor(BaseDataPreprocessor):
         self.bgr_to_rgb = bgr_to_rgb
         self.pad_size = pad_size
         self.pad_token_id = pad_token_id
+        self.dtype_source: Optional[Callable[[], torch.dtype]] = None
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The floating dtype the model's inputs are cast to."""
+        return self.dtype_source() if self.dtype_source is not None else self.mean.dtype
 
     def sam_images(self, images: List[torch.Tensor]) -> torch.Tensor:
         """[(3, h, w) uint8 BGR] -> (B, 3, pad_size, pad_size) normalised RGB."""
@@ -59,12 +66,12 @@ class EVFDataPreprocessor(BaseDataPreprocessor):
             img = (img.float() - self.mean.float()) / self.std.float()
             batch.append(F.pad(img, (0, self.pad_size - img.shape[-1],
                                      0, self.pad_size - img.shape[-2])))
-        return torch.stack(batch).to(self.mean.dtype)
+        return torch.stack(batch).to(self.input_dtype)
 
     def beit_images(self, images: List[torch.Tensor]) -> torch.Tensor:
         """[(3, S, S) float RGB in about 0-1] -> (B, 3, S, S) normalised."""
         batch = torch.stack(images).float()
-        return ((batch - self.beit_mean.float()) / self.beit_std.float()).to(self.mean.dtype)
+        return ((batch - self.beit_mean.float()) / self.beit_std.float()).to(self.input_dtype)
 
     def text_batch(self, data_samples: list) -> dict:
         """All expressions of all images -> padded ids, padding mask, image index."""

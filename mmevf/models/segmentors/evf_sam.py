@@ -1,6 +1,7 @@
 """EVF-SAM: SAM prompted by an early-fused vision-language encoder."""
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import torch
 from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
 from torch import Tensor
@@ -57,6 +58,11 @@ class EVFSAM(BaseModel):
         self.mm_encoder_image = mm_encoder_image
         self.trainable = tuple(trainable)
         self._set_trainable()
+        self.data_preprocessor.dtype_source = self.parameter_dtype
+
+    def parameter_dtype(self) -> torch.dtype:
+        """The dtype of the model's weights (inputs are cast to it)."""
+        return next(self.image_encoder.parameters()).dtype
 
     def _set_trainable(self) -> None:
         known = [name for name, _ in self.named_parameters()]
