@@ -1,0 +1,192 @@
+"""Expressions per second of text-prompted segmentation, and why grouping matters.
+
+``python tools/analysis/benchmark.py [CONFIG] [--expressions 7] [--images 1] [--threads 2]``
+
+With random weights at the scale of CONFIG (default BEiT-3-B + SAM ViT-B) on the CPU, measures
+expressions/s of
+
+(a) grouped: mmevf's ``TextSegInferencer``, all expressions of an image in one forward (SAM's
+    image encoder once per image);
+(b) naive: one full pipeline run per expression with batch 1, encoding the image every time
+    (what EVF-SAM's ``inference.py`` / demo do for each prompt);
+(c) floor: one image-encoder pass per image plus one multimodal-encoder pass per expression
+    (the image's expressions batched, as (a) does), each timed on its own and summed;
+
+then ``BEiT3MultiwayEncoder`` against torchscale's ``BEiT3`` on the same weights and inputs
+(fp32, outputs compared). The modes run interleaved, repeat after repeat, so that changes in
+machine load hit all alike; medians are reported. The output ends with one line per ratio:
+``grouped/naive: 5.1x``, ``grouped/floor: 0.95x``, ``beit3/torchscale: 1.4x``.
+"""
+import argparse
+import os.path as osp
+import statistics
+import tempfile
+import time
+import warnings
+from typing import Callable, Dict, List
+
+import numpy as np
+import torch
+
+from mmevf.apis import TextSegInferencer
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEFAULT_CONFIG = osp.join(ROOT, 'configs/evf_sam/evf-beit3b_sam-b_refcoco.py')
+# RefCOCO-like expressions (val: ~7.2 per image, ~3.6 words each)
+EXPRESSIONS = ['man in red shirt', 'left zebra', 'the woman on the right', 'small dog',
+               'blue car behind the bus', 'guy in middle with glasses', 'top left pizza slice',
+               'bowl closest to camera', 'right most person', 'white plate']
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', nargs='?', default=DEFAULT_CONFIG, help='config file or name')
+    parser.add_argument('--expressions', type=int, default=7, help='expressions per image')
+    parser.add_argument('--images', type=int, default=1, help='images per measurement')
+    parser.add_argument('--image-size', type=int, nargs=2, default=(480, 640),
+                        metavar=('H', 'W'), help='size of the (random) images')
+    parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'],
+                        help='dtype of the segmentation pipelines (BEiT-3 parity runs in fp32)')
+    parser.add_argument('--threads', type=int, default=torch.get_num_threads())
+    parser.add_argument('--repeats', type=int, default=3, help='repeats of (a), (b), (c)')
+    parser.add_argument('--beit3-repeats', type=int, default=7)
+    parser.add_argument('--tokenizer', help='tokenizer folder (default: a small XLM-R-style '
+                        'sentencepiece model made on the fly; only the text length matters)')
+    return parser.parse_args()
+
+
+def make_tokenizer(folder: str) -> str:
+    """A small unigram sentencepiece model in XLM-R's folder layout."""
+    import sentencepiece as spm
+    corpus = osp.join(folder, 'corpus.txt')
+    with open(corpus, 'w') as f:
+        f.write('\n'.join(EXPRESSIONS * 20))
+    spm.SentencePieceTrainer.train(
+        input=corpus, model_prefix=osp.join(folder, 'sentencepiece.bpe'), vocab_size=40,
+        model_type='unigram', character_coverage=1.0, minloglevel=2)
+    return folder
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleaved(fns: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, List[float]]:
+    """Seconds per call of each function: one warm-up call each, then ``repeats`` rounds."""
+    for fn in fns.values():
+        fn()
+    times: Dict[str, List[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(timed(fn))
+    return times
+
+
+def pipeline_modes(inferencer: TextSegInferencer, images: List[np.ndarray],
+                   texts: List[str]) -> Dict[str, Callable[[], object]]:
+    """The three measured modes over all images, each with all ``texts``."""
+    model = inferencer.model
+
+    def grouped():
+        return inferencer(images, [texts] * len(images))
+
+    def naive():
+        for image in images:
+            for text in texts:
+                inferencer(image, text)
+
+    # The floor's inputs: the grouped pipeline's own, prepared once, outside the timing.
+    batches = []
+    for image in images:
+        data = next(iter(inferencer.preprocess(inferencer.pair_inputs(image, texts))))
+        batches.append(model.data_preprocessor(data, False)['inputs'])
+
+    def image_encoder():
+        for inputs in batches:
+            model.image_encoder(inputs['img'])
+
+    def mm_encoder():
+        for inputs in batches:
+            model.encode_prompts(inputs)
+
+    return dict(grouped=grouped, naive=naive, image_encoder=image_encoder,
+                mm_encoder=mm_encoder)
+
+
+def beit3_pair(encoder: torch.nn.Module):
+    """torchscale's ``BEiT3`` configured as EVF-SAM does, with ``encoder``'s weights."""
+    from torchscale.architecture.config import EncoderConfig
+    from torchscale.model.BEiT3 import BEiT3
+    layer = encoder.encoder.layers[0]
+    reference = BEiT3(EncoderConfig(
+        img_size=encoder.vision_embed.img_size, patch_size=encoder.vision_embed.proj.stride[0],
+        vocab_size=encoder.text_embed.num_embeddings, multiway=True, layernorm_embedding=False,
+        normalize_output=True, no_output_layer=True, drop_path_rate=0.0,
+        encoder_embed_dim=encoder.embed_dims, encoder_layers=len(encoder.encoder.layers),
+        encoder_attention_heads=layer.self_attn.num_heads,
+        encoder_ffn_embed_dim=layer.ffn.A.fc1.out_features,
+        max_source_positions=encoder.max_text_length + 2))
+    reference.load_state_dict(encoder.state_dict())
+    return reference.eval()
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings('ignore')
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (*args.image_size, 3), dtype=np.uint8)
+              for _ in range(args.images)]
+    texts = [EXPRESSIONS[i % len(EXPRESSIONS)] for i in range(args.expressions)]
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = args.tokenizer or make_tokenizer(tmp)
+        inferencer = TextSegInferencer(args.config, tokenizer=tokenizer, device='cpu',
+                                       dtype=args.dtype, show_progress=False)
+    model = inferencer.model
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    print(f'{osp.basename(args.config)}: {type(model).__name__} with random weights, '
+          f'{params:.0f}M parameters, {args.dtype}, {torch.get_num_threads()} threads; '
+          f'{args.images} image(s) of {args.image_size[1]}x{args.image_size[0]}, '
+          f'{args.expressions} expressions each, median of {args.repeats} interleaved repeats')
+
+    with torch.inference_mode():
+        times = interleaved(pipeline_modes(inferencer, images, texts), args.repeats)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    median['floor'] = median['image_encoder'] + median['mm_encoder']
+    num_expressions = args.images * args.expressions
+    for name in ('grouped', 'naive', 'floor', 'image_encoder', 'mm_encoder'):
+        print(f'  {name:14s} {median[name]:8.2f} s  {num_expressions / median[name]:8.3f} '
+              f'expressions/s')
+
+    # BEiT-3 against torchscale: one image's expressions as a batch, fp32.
+    encoder = model.mm_encoder.float()
+    reference = beit3_pair(encoder)
+    data = model.data_preprocessor(
+        next(iter(inferencer.preprocess(inferencer.pair_inputs(images[0], texts)))), False)
+    inputs = {k: v.float() if v.is_floating_point() else v for k, v in data['inputs'].items()}
+    beit_images = inputs['beit_img'][inputs['expr_image_index']]
+    text_ids, padding = inputs['text_ids'], inputs['text_padding_mask']
+    with torch.inference_mode():
+        ours_out = encoder(beit_images, text_ids, padding)
+        ref_out = reference(visual_tokens=beit_images, textual_tokens=text_ids,
+                            text_padding_position=padding)['encoder_out']
+        diff = (ours_out - ref_out).abs().max().item()
+        beit3 = interleaved(dict(
+            mmevf=lambda: encoder(beit_images, text_ids, padding),
+            torchscale=lambda: reference(visual_tokens=beit_images, textual_tokens=text_ids,
+                                         text_padding_position=padding)), args.beit3_repeats)
+    beit3_median = {name: statistics.median(t) for name, t in beit3.items()}
+    print(f'  BEiT-3 batch {tuple(text_ids.shape)} (fp32, max |diff| {diff:.1e}): mmevf '
+          f'{beit3_median["mmevf"] * 1e3:.0f} ms, torchscale '
+          f'{beit3_median["torchscale"] * 1e3:.0f} ms (median of {args.beit3_repeats})')
+
+    print(f'grouped/naive: {median["naive"] / median["grouped"]:.2f}x')
+    print(f'grouped/floor: {median["floor"] / median["grouped"]:.2f}x')
+    print(f'beit3/torchscale: {beit3_median["torchscale"] / beit3_median["mmevf"]:.2f}x')
+
+
+if __name__ == '__main__':
+    main()
