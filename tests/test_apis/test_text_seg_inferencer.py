@@ -190,3 +190,18 @@ def test_config_names(tmp_path):
     assert resolve_config(CONFIG + '.py').endswith('evf_sam/evf-tiny_synthref.py')
     with pytest.raises(FileNotFoundError, match='did you mean evf-tiny_synthref'):
         resolve_config('evf-tiny_synthrf')
+
+
+@pytest.mark.filterwarnings('ignore:no weights given')
+def test_other_segmentors_work_unchanged(synthref_root, images):
+    """Nothing in the inferencer is EVF-SAM specific: DIT (BERT tokenizer, text inside SAM's
+    image encoder) takes the same inputs and gives the same outputs."""
+    try:
+        config = resolve_config('l-dit-tiny_synthref')
+    except FileNotFoundError:
+        pytest.skip('no DIT config in this tree')
+    inferencer = TextSegInferencer(config, tokenizer=str(synthref_root / 'bert_tokenizer'),
+                                   device='cpu', show_progress=False)
+    preds = inferencer(images[:2], [['red circle', 'blue square'], 'triangle'])['predictions']
+    for pred, image, count in zip(preds, images, (2, 1)):
+        assert pred['masks'].shape == (count, ) + mmcv.imread(image).shape[:2]

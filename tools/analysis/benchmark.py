@@ -23,7 +23,7 @@ import statistics
 import tempfile
 import time
 import warnings
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ EXPRESSIONS = ['man in red shirt', 'left zebra', 'the woman on the right', 'smal
                'bowl closest to camera', 'right most person', 'white plate']
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', nargs='?', default=DEFAULT_CONFIG, help='config file or name')
     parser.add_argument('--expressions', type=int, default=7, help='expressions per image')
@@ -52,7 +52,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--beit3-repeats', type=int, default=7)
     parser.add_argument('--tokenizer', help='tokenizer folder (default: a small XLM-R-style '
                         'sentencepiece model made on the fly; only the text length matters)')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def make_tokenizer(folder: str) -> str:
@@ -132,8 +132,8 @@ def beit3_pair(encoder: torch.nn.Module):
     return reference.eval()
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings('ignore')
     torch.manual_seed(0)
