@@ -73,14 +73,18 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def interleaved(fns: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, List[float]]:
+def interleaved(fns: Dict[str, Callable[[], object]], repeats: int,
+                verbose: bool = True) -> Dict[str, List[float]]:
     """Seconds per call of each function: one warm-up call each, then ``repeats`` rounds."""
     for fn in fns.values():
         fn()
     times: Dict[str, List[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
+    for i in range(repeats):
         for name, fn in fns.items():
             times[name].append(timed(fn))
+        if verbose:
+            print(f'    repeat {i + 1}: ' + ', '.join(f'{name} {t[-1]:.3f} s'
+                                                     for name, t in times.items()), flush=True)
     return times
 
 
@@ -150,7 +154,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f'{osp.basename(args.config)}: {type(model).__name__} with random weights, '
           f'{params:.0f}M parameters, {args.dtype}, {torch.get_num_threads()} threads; '
           f'{args.images} image(s) of {args.image_size[1]}x{args.image_size[0]}, '
-          f'{args.expressions} expressions each, median of {args.repeats} interleaved repeats')
+          f'{args.expressions} expressions each, median of {args.repeats} interleaved repeats',
+          flush=True)
 
     with torch.inference_mode():
         times = interleaved(pipeline_modes(inferencer, images, texts), args.repeats)
