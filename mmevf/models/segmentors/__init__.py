@@ -1,3 +1,4 @@
+from .dit_sam import DITSam
 from .evf_sam import EVFSAM
 
-__all__ = ['EVFSAM']
+__all__ = ['DITSam', 'EVFSAM']

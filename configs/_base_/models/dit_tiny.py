@@ -1,0 +1,31 @@
+# A small L-DIT for CPU runs on SynthRef, at the tiny EVF-SAM's budget (no pretrained weights
+# exist for it, so everything trains from scratch): SAM-style ViT 4 x 128 at 256² (16 x 16
+# grid), a 2-layer 128-wide BERT on SynthRef's 26-word vocabulary, 64-d prompts.
+_base_ = ['./dit_l-dit_sam-b_bert-base.py']
+
+model = dict(
+    data_preprocessor=dict(pad_size=256),
+    image_encoder=dict(
+        _delete_=True,
+        type='SAMImageEncoder',
+        arch=dict(embed_dim=128, depth=4, num_heads=4, global_attn_indexes=(1, 3)),
+        img_size=256,
+        window_size=8,
+        out_chans=64,
+        frozen=False),
+    text_encoder=dict(
+        _delete_=True,
+        type='BertTextEncoder',
+        config=dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=512, vocab_size=26, max_position_embeddings=32),
+        output_layer=2),
+    prompt_head=dict(
+        embed_dim=64,
+        image_embedding_size=16,
+        input_image_size=256,
+        transformer=dict(depth=2, mlp_dim=256, num_heads=4),
+        iou_head_hidden_dim=64,
+        # the tiny EVF-SAM's losses and threshold, for a like-for-like comparison
+        mask_threshold=0.0,
+        loss_dice=dict(loss_weight=1.0),
+        pretrained=None))

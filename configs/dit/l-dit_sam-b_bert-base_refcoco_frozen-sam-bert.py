@@ -1,0 +1,6 @@
+# Frozen SAM encoder and frozen BERT: projections, W_o, prompt encoder and mask decoder train.
+_base_ = ['./l-dit_sam-b_bert-base_refcoco.py']
+
+model = dict(
+    text_encoder=dict(frozen=True),
+    trainable=('injector', 'text_to_prompt', 'prompt_head'))

@@ -1,0 +1,164 @@
+"""DIT: SAM with the referring text injected into its image encoder."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModel
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from mmevf.registry import MODELS
+
+LowResOutput = Tuple[Tensor, Tensor]  # (N_i, 1, 4h, 4w) mask logits, (N_i, 1) predicted IoU
+
+
+@MODELS.register_module()
+class DITSam(BaseModel):
+    """Deep Instruction Tuning for SAM (Huang et al., 2024) as an MMEngine model.
+
+    For a batch of B images carrying N expressions in total:
+
+    1. BERT encodes the expressions: (N, L) ids -> (N, L, C_t) features + (N, L) padding mask.
+    2. Each expression's image goes through SAM's image encoder with the text injected into
+       every block (``DITTextInjector``): (N, 3, S, S) -> (N, 256, S/16, S/16). Unlike EVF-SAM
+       the encoder runs once per *expression*.
+    3. ``text_to_prompt`` (W_o, Linear(C_t, 256)) turns the BERT features into sparse prompts
+       for SAM's mask decoder; padding tokens are left out (``mask_text_padding``), so the
+       decoder sees each expression's real tokens only. Dense prompt: SAM's ``no_mask_embed``;
+       positional encoding on the embedding's actual grid (``prompt_head`` built for it, e.g.
+       ``image_embedding_size=32`` at 512 input).
+    4. Masks are decoded with ``multimask_output=False`` and brought to the original size.
+
+    State-dict keys: ``image_encoder.*`` are SAM's ``image_encoder.*`` and
+    ``prompt_head.{prompt_encoder,mask_decoder}.*`` SAM's ``{prompt_encoder,mask_decoder}.*``:
+    each part loads an official ``sam_vit_*.pth`` strictly through its ``pretrained``. New
+    parameters live under ``text_encoder.*``, ``injector.*`` and ``text_to_prompt.*``.
+
+    Args:
+        image_encoder: ``SAMImageEncoder`` config, built at SAM's size (1024, so the official
+            ``pos_embed`` / rel-pos tables load) and run at the preprocessor's ``pad_size``.
+        text_encoder: ``BertTextEncoder`` config.
+        injector: ``DITTextInjector`` config; ``embed_dim``, ``depth``, ``text_dim`` default to
+            the two encoders'.
+        prompt_head: ``SAMPromptHead`` config.
+        data_preprocessor: ``EVFDataPreprocessor`` config (BERT: ``pad_token_id=0``).
+        mask_text_padding: leave padding tokens out of the decoder prompts; ``False`` reproduces
+            the released code (all L tokens, padding included, are prompts).
+        trainable: prefixes of the parameters that train; all others are frozen. The paper's
+            settings: everything (default); frozen BERT (drop ``'text_encoder'``); frozen SAM
+            encoder (drop ``'image_encoder'``). BERT parts that never reach the output (pooler,
+            layers after ``output_layer``) are always frozen.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self,
+                 image_encoder: dict,
+                 text_encoder: dict,
+                 injector: dict,
+                 prompt_head: dict,
+                 data_preprocessor: Optional[dict] = None,
+                 mask_text_padding: bool = True,
+                 trainable: Sequence[str] = ('image_encoder', 'text_encoder', 'injector',
+                                             'text_to_prompt', 'prompt_head'),
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(
+            data_preprocessor=data_preprocessor or dict(type='EVFDataPreprocessor', pad_size=512,
+                                                        pad_token_id=0),
+            init_cfg=init_cfg)
+        self.image_encoder = MODELS.build(image_encoder)
+        self.text_encoder = MODELS.build(text_encoder)
+        injector = dict(injector)
+        injector.setdefault('embed_dim', self.image_encoder.pos_embed.shape[-1])
+        injector.setdefault('depth', len(self.image_encoder.blocks))
+        injector.setdefault('text_dim', self.text_encoder.embed_dims)
+        self.injector = MODELS.build(injector)
+        self.prompt_head = MODELS.build(prompt_head)
+        self.text_to_prompt = nn.Linear(self.text_encoder.embed_dims, self.prompt_head.embed_dim)
+        self.mask_text_padding = mask_text_padding
+        self.trainable = tuple(trainable)
+        self._set_trainable()
+
+    def _set_trainable(self) -> None:
+        known = [name for name, _ in self.named_parameters()]
+        for prefix in self.trainable:
+            if not any(name.startswith(prefix) for name in known):
+                raise ValueError(f'trainable prefix {prefix!r} matches no parameter')
+        for module in ('image_encoder', 'text_encoder'):
+            if getattr(getattr(self, module), 'frozen', False) and any(
+                    p.startswith(module) for p in self.trainable):
+                raise ValueError(f'{module} is listed as trainable but built with frozen=True')
+        unused = tuple(f'text_encoder.{p}' for p in self.text_encoder.unused_parameter_prefixes())
+        for name, param in self.named_parameters():
+            param.requires_grad_(name.startswith(self.trainable) and not name.startswith(unused))
+        # The SAM encoder is run by the injector, not through its forward: gradients still flow
+        # through it to the projections when it is frozen, which is what that setting needs.
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, inputs: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+        """Image embeddings (N, 256, h, w), prompts (N, L, 256), padding mask (N, L)."""
+        feats, pad_mask = self.text_encoder(inputs['text_ids'], inputs['text_padding_mask'])
+        images = inputs['img'][inputs['expr_image_index']]  # one image copy per expression
+        embeddings = self.injector(self.image_encoder, images, feats, pad_mask)
+        return embeddings, self.text_to_prompt(feats), pad_mask
+
+    def decode(self, inputs: Dict[str, Tensor]) -> List[LowResOutput]:
+        """Low-resolution mask logits and IoU predictions, one entry per image."""
+        embeddings, prompts, pad_mask = self.encode(inputs)
+        image_index = inputs['expr_image_index']
+        masks, ious = [], []
+        for j in range(embeddings.shape[0]):
+            # SAM's decoder has no key mask: padding is dropped per expression instead.
+            tokens = prompts[j:j + 1, ~pad_mask[j]] if self.mask_text_padding else prompts[j:j + 1]
+            mask, iou = self.prompt_head(embeddings[j:j + 1], text_embeds=tokens)
+            masks.append(mask)
+            ious.append(iou)
+        num_images = int(inputs['img'].shape[0])
+        return [(torch.cat([m for m, k in zip(masks, image_index) if k == i]),
+                 torch.cat([u for u, k in zip(ious, image_index) if k == i]))
+                for i in range(num_images)]
+
+    def mask_logits(self, inputs: Dict[str, Tensor], data_samples: list) -> List[LowResOutput]:
+        """Per image: mask logits at the original size (N_i, H, W) and IoU scores (N_i,)."""
+        results = []
+        for (low_res, iou), sample in zip(self.decode(inputs), data_samples):
+            logits = self.prompt_head.postprocess_masks(
+                low_res, sample.img_shape, sample.ori_shape)
+            results.append((logits[:, 0], iou[:, 0]))
+        return results
+
+    # ------------------------------------------------------------------ modes
+    def forward(self,
+                inputs: Dict[str, Tensor],
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.decode(inputs)
+        raise ValueError(f'invalid mode {mode!r}: use "loss", "predict" or "tensor"')
+
+    def loss(self, inputs: Dict[str, Tensor], data_samples: list) -> Dict[str, Tensor]:
+        """The prompt head's mask losses at the original image size, averaged over all
+        expressions of the batch."""
+        losses: Dict[str, Tensor] = {}
+        total = 0
+        for (logits, _), sample in zip(self.mask_logits(inputs, data_samples), data_samples):
+            gt = sample.gt_instances.masks.to_tensor(logits.dtype, logits.device)
+            if gt.shape != logits.shape:
+                raise ValueError(f'{sample.img_path}: {gt.shape[0]} ground-truth masks of size '
+                                 f'{tuple(gt.shape[1:])} for {logits.shape[0]} expressions')
+            for name, value in self.prompt_head.loss(logits, gt).items():
+                losses[name] = losses.get(name, 0) + value * len(gt)
+            total += len(gt)
+        return {name: value / total for name, value in losses.items()}
+
+    def predict(self, inputs: Dict[str, Tensor], data_samples: list) -> list:
+        """Adds ``pred_instances`` (one bool mask per expression at the original size, plus
+        the predicted IoU as ``scores``) to every data sample."""
+        threshold = self.prompt_head.mask_threshold
+        for (logits, scores), sample in zip(self.mask_logits(inputs, data_samples),
+                                            data_samples):
+            sample.pred_instances = InstanceData(masks=logits > threshold, scores=scores.float())
+        return data_samples

@@ -1,0 +1,3 @@
+from .bert_text_encoder import BertTextEncoder
+
+__all__ = ['BertTextEncoder']
