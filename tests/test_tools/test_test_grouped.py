@@ -17,7 +17,7 @@ def test_evaluation_encodes_each_image_once(synthref_root, xlmr_tokenizer_dir, t
     cfg.test_dataloader.dataset.datasets = datasets
     cfg.test_evaluator.metrics = cfg.test_evaluator.metrics[:1]
     cfg.test_evaluator.dataset_prefixes = cfg.test_evaluator.dataset_prefixes[:1]
-    datasets[0].data_root = str(synthref_root)
+    datasets[0].update(data_root=str(synthref_root), indices=5)  # 5 images: 3 batches
     for transform in datasets[0].pipeline:
         if transform.type == 'TokenizeText':
             transform.tokenizer = str(xlmr_tokenizer_dir)
