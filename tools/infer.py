@@ -16,8 +16,7 @@ import os.path as osp
 from typing import List, Optional
 
 from mmevf.apis import TextSegInferencer
-
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+from mmevf.apis.text_seg_inferencer import IMAGE_SUFFIXES
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

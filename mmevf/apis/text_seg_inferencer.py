@@ -24,6 +24,7 @@ from mmevf.registry import INFERENCERS, MODELS, TRANSFORMS, VISUALIZERS
 
 ImageType = Union[str, np.ndarray]
 TextsType = Union[str, Sequence[str], Sequence[Sequence[str]]]
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 CONFIG_ROOT = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
 DTYPES = {'float32': torch.float32, 'fp32': torch.float32, 'bfloat16': torch.bfloat16,
           'bf16': torch.bfloat16, 'float16': torch.float16, 'fp16': torch.float16}
@@ -207,17 +208,20 @@ class TextSegInferencer(BaseInferencer):
         """Images and expressions -> one item per image with all its expressions.
 
         ``texts``: for one image, a str or a list of str; for several images, a str (the
-        same expression everywhere) or one entry (str or list of str) per image. A directory
-        path stands for the images in it.
+        same expression everywhere) or one entry (str or list of str) per image. A folder
+        stands for the images in it, each getting every expression of a str / list of str.
         """
         images = self._inputs_to_list(inputs)
+        from_dir = isinstance(inputs, str) and osp.isdir(inputs)
+        if from_dir:
+            images = sorted(p for p in images if p.lower().endswith(IMAGE_SUFFIXES))
         single = not isinstance(inputs, (list, tuple)) and len(images) == 1
         if not images:
-            raise ValueError('no image given')
+            raise ValueError(f'no image in {inputs}' if from_dir else 'no image given')
         if isinstance(texts, str):
             per_image = [[texts]] * len(images)
-        elif single:
-            per_image = [list(texts)]
+        elif single or (from_dir and all(isinstance(t, str) for t in texts)):
+            per_image = [list(texts)] * len(images)  # every image gets all expressions
         else:
             texts = list(texts)
             if len(texts) != len(images):

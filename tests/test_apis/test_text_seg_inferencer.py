@@ -205,3 +205,16 @@ def test_other_segmentors_work_unchanged(synthref_root, images):
     preds = inferencer(images[:2], [['red circle', 'blue square'], 'triangle'])['predictions']
     for pred, image, count in zip(preds, images, (2, 1)):
         assert pred['masks'].shape == (count, ) + mmcv.imread(image).shape[:2]
+
+
+def test_folder_input(inferencer, images, tmp_path):
+    """A folder stands for its images (other files skipped); each gets every expression."""
+    for image in images[:2]:
+        (tmp_path / Path(image).name).write_bytes(Path(image).read_bytes())
+    (tmp_path / 'notes.txt').write_text('not an image')
+    preds = inferencer(str(tmp_path), ['red circle', 'blue square'])['predictions']
+    assert [Path(p['img_path']).name for p in preds] == sorted(Path(i).name for i in images[:2])
+    assert all(p['masks'].shape[0] == 2 for p in preds)
+    (tmp_path / 'sub').mkdir()
+    with pytest.raises(ValueError, match='no image in .*sub'):
+        inferencer(str(tmp_path / 'sub'), 'x')
