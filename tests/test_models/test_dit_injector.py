@@ -122,8 +122,8 @@ def naive_dit(enc, inj, images, feats, mask, windows: bool):
                                         a.rel_pos_h, a.rel_pos_w, (ws, ws), (ws, ws))
             logits = torch.cat([logits[:, :, l:, :l], vv.reshape(n, nh, ws * ws, ws * ws)], 3)
             logits = logits + F.pad(neg.repeat_interleave(nw, 0), (0, ws * ws))[:, None, None]
-            out = (logits.softmax(-1) @ v[:, :, :, :]).permute(0, 2, 1, 3)
-            # keys order: [text; window] (text logits first, matching v's order)
+            # keys in the order [text; window], as v
+            out = (logits.softmax(-1) @ v).permute(0, 2, 1, 3)
             out = a.proj(out.reshape(n, ws, ws, d))
             x_new = x + window_unpartition(out, ws, pad_hw, (h, w))
             if inj.mode == 'end_to_end':  # text queries: global over [text; grid]
