@@ -1,9 +1,10 @@
 """SynthRef: a synthetic referring-segmentation dataset in the exact refer / RefCOCO layout.
 
-Scenes hold several coloured shapes of two sizes at random positions. Every expression
-identifies exactly one object of its scene, and most need the image and the text together:
-the colour and shape words alone do not say where the object is, and relational expressions
-("the circle left of the blue square", "the larger triangle") need the other objects too.
+Scenes hold 3-5 coloured shapes of two sizes at random, well separated positions. Every
+expression identifies exactly one object of its scene with a clear margin, and most need the
+image and the text together: the colour and shape words alone do not say where the object is,
+and relational expressions ("the circle left of the blue square", "the larger triangle",
+"the leftmost square") need the other objects too.
 
 Layout written under ``out``::
 
@@ -29,7 +30,8 @@ COLORS = {  # name -> BGR
     'red': (40, 40, 220), 'green': (60, 180, 60), 'blue': (220, 90, 40),
     'yellow': (40, 220, 230), 'purple': (170, 60, 150), 'white': (245, 245, 245)}
 SHAPES = ('circle', 'square', 'triangle')
-SIZES = {'small': (12, 18), 'large': (26, 36)}  # radius range in pixels
+SIZES = {'small': (16, 22), 'large': (30, 40)}  # radius range in pixels
+NUM_OBJECTS = (3, 5)
 SPLITS = (('train', 0.7), ('val', 0.1), ('testA', 0.1), ('testB', 0.1))
 
 
@@ -47,15 +49,16 @@ def shape_polygon(shape: str, cx: float, cy: float, r: float) -> np.ndarray:
 
 
 def place_objects(rng: np.random.Generator, width: int, height: int) -> List[dict]:
-    """3-6 non-overlapping objects with random shape, colour, size and position."""
+    """3-5 well separated objects with random shape, colour, size and position."""
     objects: List[dict] = []
-    for _ in range(200):
-        if len(objects) >= rng.integers(3, 7):
+    wanted = int(rng.integers(NUM_OBJECTS[0], NUM_OBJECTS[1] + 1))
+    for _ in range(300):
+        if len(objects) >= wanted:
             break
         size = str(rng.choice(list(SIZES)))
         r = float(rng.uniform(*SIZES[size]))
         cx, cy = rng.uniform(r * 1.3, width - r * 1.3), rng.uniform(r * 1.3, height - r * 1.3)
-        if any(np.hypot(cx - o['cx'], cy - o['cy']) < 1.4 * (r + o['r']) + 4 for o in objects):
+        if any(np.hypot(cx - o['cx'], cy - o['cy']) < 1.3 * (r + o['r']) + 12 for o in objects):
             continue
         shape, color = str(rng.choice(SHAPES)), str(rng.choice(list(COLORS)))
         objects.append(dict(shape=shape, color=color, size=size, r=r, cx=cx, cy=cy,
@@ -85,9 +88,12 @@ def describe(objects: List[dict], i: int) -> List[str]:
         larger = target['r'] == max(o['r'] for o in same_shape)
         found.append(f'the {"larger" if larger else "smaller"} {shape}')
     if len(same_shape) >= 2:
+        # only when the target leads every other such shape by half their radii: an
+        # extreme that a few pixels decide would be a coin toss at the model's resolution
         for word, key, sign in (('leftmost', 'cx', 1), ('rightmost', 'cx', -1),
                                 ('topmost', 'cy', 1), ('lowest', 'cy', -1)):
-            if target is min(same_shape, key=lambda o: sign * o[key]):
+            if all(sign * (o[key] - target[key]) > (o['r'] + target['r']) / 2
+                   for o in same_shape if o is not target):
                 found.append(f'the {word} {shape}')
     for j, anchor in enumerate(objects):
         if j == i or matches(lambda o: is_kind(o, anchor['shape'], anchor['color'])) != [j]:
