@@ -16,7 +16,7 @@ import os.path as osp
 from typing import List, Optional
 
 from mmevf.apis import TextSegInferencer
-from mmevf.apis.text_seg_inferencer import IMAGE_SUFFIXES
+from mmevf.apis.inference_inputs import IMAGE_SUFFIXES
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

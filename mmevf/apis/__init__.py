@@ -1,4 +1,5 @@
 """High-level APIs: text-prompted segmentation of images."""
-from .text_seg_inferencer import TextSegInferencer, load_weights, resolve_config
+from .inference_inputs import load_weights, resolve_config
+from .text_seg_inferencer import TextSegInferencer
 
 __all__ = ['TextSegInferencer', 'load_weights', 'resolve_config']
