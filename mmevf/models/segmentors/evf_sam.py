@@ -1,18 +1,15 @@
 """EVF-SAM: SAM prompted by an early-fused vision-language encoder."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
-from mmengine.model import BaseModel
-from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmevf.registry import MODELS
-
-LowResOutput = Tuple[Tensor, Tensor]  # (N_i, 1, 4h, 4w) mask logits, (N_i, 1) predicted IoU
+from .text_prompt_segmentor import LowResOutput, TextPromptSegmentor
 
 
 @MODELS.register_module()
-class EVFSAM(BaseModel):
+class EVFSAM(TextPromptSegmentor):
     """EVF-SAM (Zhang et al., 2024) as an MMEngine model.
 
     For a batch of B images carrying N expressions in total:
@@ -95,49 +92,3 @@ class EVFSAM(BaseModel):
             prompts_i = prompts[image_index == i]
             outputs.append(self.prompt_head(image_embeddings[i:i + 1], text_embeds=prompts_i))
         return outputs
-
-    def mask_logits(self, inputs: Dict[str, Tensor],
-                    data_samples: list) -> List[Tuple[Tensor, Tensor]]:
-        """Per image: mask logits at the original size (N_i, H, W) and IoU scores (N_i,)."""
-        results = []
-        for (low_res, iou), sample in zip(self.decode(inputs), data_samples):
-            logits = self.prompt_head.postprocess_masks(
-                low_res, sample.img_shape, sample.ori_shape)
-            results.append((logits[:, 0], iou[:, 0]))
-        return results
-
-    # ------------------------------------------------------------------ modes
-    def forward(self,
-                inputs: Dict[str, Tensor],
-                data_samples: Optional[list] = None,
-                mode: str = 'tensor'):
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self.decode(inputs)
-        raise ValueError(f'invalid mode {mode!r}: use "loss", "predict" or "tensor"')
-
-    def loss(self, inputs: Dict[str, Tensor], data_samples: list) -> Dict[str, Tensor]:
-        """BCE + dice at the original image size, averaged over all expressions."""
-        losses: Dict[str, Tensor] = {}
-        total = 0
-        for (logits, _), sample in zip(self.mask_logits(inputs, data_samples), data_samples):
-            gt = sample.gt_instances.masks.to_tensor(logits.dtype, logits.device)
-            if gt.shape != logits.shape:
-                raise ValueError(f'{sample.img_path}: {gt.shape[0]} ground-truth masks of size '
-                                 f'{tuple(gt.shape[1:])} for {logits.shape[0]} expressions')
-            for name, value in self.prompt_head.loss(logits, gt).items():
-                losses[name] = losses.get(name, 0) + value * len(gt)
-            total += len(gt)
-        return {name: value / total for name, value in losses.items()}
-
-    def predict(self, inputs: Dict[str, Tensor], data_samples: list) -> list:
-        """Adds ``pred_instances`` (one bool mask per expression at the original size, plus
-        the predicted IoU as ``scores``) to every data sample."""
-        threshold = self.prompt_head.mask_threshold
-        for (logits, scores), sample in zip(self.mask_logits(inputs, data_samples),
-                                            data_samples):
-            sample.pred_instances = InstanceData(masks=logits > threshold, scores=scores.float())
-        return data_samples

@@ -1,0 +1,68 @@
+"""What every mmevf segmentor shares: masks at the original size, the loss, predictions."""
+from typing import Dict, List, Optional, Tuple
+
+from mmengine.model import BaseModel
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+LowResOutput = Tuple[Tensor, Tensor]  # (N_i, 1, 4h, 4w) mask logits, (N_i, 1) predicted IoU
+
+
+class TextPromptSegmentor(BaseModel):
+    """Base of the text-prompted SAM segmentors (``EVFSAM``, ``DITSam``).
+
+    A subclass builds ``self.prompt_head`` (``SAMPromptHead``) and implements :meth:`decode`;
+    this class turns its low-resolution output into masks at the original image size, the
+    BCE + dice loss and ``pred_instances``, identically for every method, so that data
+    pipeline, metric, runners and inferencer work with all of them.
+    """
+
+    def decode(self, inputs: Dict[str, Tensor]) -> List[LowResOutput]:
+        """Low-resolution mask logits and IoU predictions, one entry per image."""
+        raise NotImplementedError
+
+    def mask_logits(self, inputs: Dict[str, Tensor],
+                    data_samples: list) -> List[Tuple[Tensor, Tensor]]:
+        """Per image: mask logits at the original size (N_i, H, W) and IoU scores (N_i,)."""
+        results = []
+        for (low_res, iou), sample in zip(self.decode(inputs), data_samples):
+            logits = self.prompt_head.postprocess_masks(
+                low_res, sample.img_shape, sample.ori_shape)
+            results.append((logits[:, 0], iou[:, 0]))
+        return results
+
+    def forward(self,
+                inputs: Dict[str, Tensor],
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.decode(inputs)
+        raise ValueError(f'invalid mode {mode!r}: use "loss", "predict" or "tensor"')
+
+    def loss(self, inputs: Dict[str, Tensor], data_samples: list) -> Dict[str, Tensor]:
+        """The prompt head's mask losses (BCE + dice) at the original image size, averaged
+        over all expressions of the batch."""
+        losses: Dict[str, Tensor] = {}
+        total = 0
+        for (logits, _), sample in zip(self.mask_logits(inputs, data_samples), data_samples):
+            gt = sample.gt_instances.masks.to_tensor(logits.dtype, logits.device)
+            if gt.shape != logits.shape:
+                raise ValueError(f'{sample.img_path}: {gt.shape[0]} ground-truth masks of size '
+                                 f'{tuple(gt.shape[1:])} for {logits.shape[0]} expressions')
+            for name, value in self.prompt_head.loss(logits, gt).items():
+                losses[name] = losses.get(name, 0) + value * len(gt)
+            total += len(gt)
+        return {name: value / total for name, value in losses.items()}
+
+    def predict(self, inputs: Dict[str, Tensor], data_samples: list) -> list:
+        """Adds ``pred_instances`` (one bool mask per expression at the original size, plus
+        the predicted IoU as ``scores``) to every data sample."""
+        threshold = self.prompt_head.mask_threshold
+        for (logits, scores), sample in zip(self.mask_logits(inputs, data_samples),
+                                            data_samples):
+            sample.pred_instances = InstanceData(masks=logits > threshold, scores=scores.float())
+        return data_samples
