@@ -22,7 +22,7 @@ class EVFDataPreprocessor(BaseDataPreprocessor):
       with ``pad_token_id``; ``expr_image_index`` maps each expression to its image.
 
     Floating outputs take the model's dtype: ``dtype_source()`` when the owning model sets it
-    (``EVFSAM`` does: DeepSpeed casts parameters to bf16 but keeps buffers in fp32), else the
+    (mmevf's segmentors do: DeepSpeed casts parameters to bf16 but keeps buffers in fp32), else the
     dtype of the preprocessor's buffers (``model.bfloat16()``).
 
     Returns ``dict(inputs=dict(img=(B, 3, P, P), beit_img=(B, 3, 224, 224),

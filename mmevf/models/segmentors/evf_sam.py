@@ -1,7 +1,6 @@
 """EVF-SAM: SAM prompted by an early-fused vision-language encoder."""
 from typing import Dict, List, Optional, Sequence
 
-import torch
 from torch import Tensor
 
 from mmevf.registry import MODELS
@@ -55,11 +54,6 @@ class EVFSAM(TextPromptSegmentor):
         self.mm_encoder_image = mm_encoder_image
         self.trainable = tuple(trainable)
         self._set_trainable()
-        self.data_preprocessor.dtype_source = self.parameter_dtype
-
-    def parameter_dtype(self) -> torch.dtype:
-        """The dtype of the model's weights (inputs are cast to it)."""
-        return next(self.image_encoder.parameters()).dtype
 
     def _set_trainable(self) -> None:
         known = [name for name, _ in self.named_parameters()]

@@ -1,6 +1,7 @@
 """What every mmevf segmentor shares: masks at the original size, the loss, predictions."""
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
+import torch
 from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
 from torch import Tensor
@@ -16,6 +17,17 @@ class TextPromptSegmentor(BaseModel):
     BCE + dice loss and ``pred_instances``, identically for every method, so that data
     pipeline, metric, runners and inferencer work with all of them.
     """
+
+    def __init__(self, data_preprocessor: Union[dict, torch.nn.Module],
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if hasattr(self.data_preprocessor, 'dtype_source'):
+            # inputs follow the weights: DeepSpeed casts parameters to bf16, not buffers
+            self.data_preprocessor.dtype_source = self.parameter_dtype
+
+    def parameter_dtype(self) -> torch.dtype:
+        """The dtype of the model's weights (the data preprocessor casts inputs to it)."""
+        return next(self.parameters()).dtype
 
     def decode(self, inputs: Dict[str, Tensor]) -> List[LowResOutput]:
         """Low-resolution mask logits and IoU predictions, one entry per image."""
