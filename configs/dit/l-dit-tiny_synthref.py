@@ -1,6 +1,6 @@
 # L-DIT at the tiny EVF-SAM's budget on SynthRef (CPU): 1400 iterations of 8 images, the same
 # schedule, data and metric as configs/evf_sam/evf-tiny_synthref.py; `model=`, the tokenizer
-# (BERT) and the expressions per image differ. EVFResize's BEiT-3 view is unused by DIT.
+# (BERT) and the expressions per image differ; DIT has no BEiT-3 view (beit_size=None).
 _base_ = [
     '../_base_/models/dit_tiny.py',
     '../_base_/datasets/synthref.py',
@@ -12,13 +12,13 @@ tokenizer = 'data/synthref/bert_tokenizer'  # SynthRef's BERT vocab.txt ([PAD] =
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
-    dict(type='EVFResize', sam_size=256, beit_size=16),
+    dict(type='EVFResize', sam_size=256, beit_size=None),
     dict(type='TokenizeText', tokenizer=tokenizer, max_length=20),
     dict(type='PackReferInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='EVFResize', sam_size=256, beit_size=16),
+    dict(type='EVFResize', sam_size=256, beit_size=None),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
     dict(type='TokenizeText', tokenizer=tokenizer, max_length=20),
     dict(type='PackReferInputs'),

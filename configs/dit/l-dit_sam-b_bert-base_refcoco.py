@@ -14,7 +14,7 @@ train_pipeline = [
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
     # longest side 512 keeping the ratio (padding in the data preprocessor); DIT does not use
     # EVFResize's BEiT-3 view, which is kept minimal
-    dict(type='EVFResize', sam_size=512, beit_size=16),
+    dict(type='EVFResize', sam_size=512, beit_size=None),
     dict(type='TextAwareRandomFlip', prob=0.5),  # swaps "left" / "right" in the text
     # ColorJitter(0.4, 0.4, 0.4) with p=0.8 (released code), as mmdet's photometric distortion
     dict(type='RandomApply', prob=0.8, transforms=[
@@ -25,7 +25,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='EVFResize', sam_size=512, beit_size=16),
+    dict(type='EVFResize', sam_size=512, beit_size=None),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
     dict(type='TokenizeText', tokenizer=tokenizer, max_length=20),
     dict(type='PackReferInputs'),

@@ -102,3 +102,16 @@ def test_tokenizer_folder_errors(tmp_path):
         build_tokenizer(str(tmp_path / 'nowhere'))
     with pytest.raises(FileNotFoundError, match='holds no tokenizer'):
         build_tokenizer(str(tmp_path))
+
+
+def test_no_beit_view_for_models_without_one():
+    """beit_size=None (DIT): no BEiT-3 image is made, packed or batched."""
+    img = np.random.default_rng(0).integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    results = EVFResize(sam_size=64, beit_size=None)(dict(img=img, text=['a'],
+                                                          text_ids=[torch.tensor([0, 5, 2])]))
+    assert 'beit_img' not in results and results['img'].shape[:2] == (64, 48)
+    packed = PackReferInputs()(results)
+    assert set(packed['inputs']) == {'img'}
+    batch = EVFDataPreprocessor(pad_size=64)(dict(inputs=dict(img=[packed['inputs']['img']]),
+                                                 data_samples=[packed['data_samples']]))
+    assert set(batch['inputs']) == {'img', 'text_ids', 'text_padding_mask', 'expr_image_index'}

@@ -1,5 +1,5 @@
 """The two image branches of EVF-SAM, prepared from the original image in one place."""
-from typing import Tuple
+from typing import Optional, Tuple
 
 import mmcv
 import numpy as np
@@ -30,10 +30,11 @@ class EVFResize(BaseTransform):
 
     Args:
         sam_size: longest side of the SAM-branch image (SAM: 1024).
-        beit_size: side of the square BEiT-3 input (224).
+        beit_size: side of the square BEiT-3 input (224); ``None`` for models without a
+            multimodal image branch (DIT): no ``beit_img`` is made.
     """
 
-    def __init__(self, sam_size: int = 1024, beit_size: int = 224) -> None:
+    def __init__(self, sam_size: int = 1024, beit_size: Optional[int] = 224) -> None:
         self.sam_size = sam_size
         self.beit_size = beit_size
 
@@ -46,7 +47,8 @@ class EVFResize(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         img = results['img']
-        results['beit_img'] = self.beit_image(img)
+        if self.beit_size is not None:
+            results['beit_img'] = self.beit_image(img)
         h, w = img.shape[:2]
         resized = mmcv.imrescale(
             img, (self.sam_size, self.sam_size), interpolation='bilinear', backend='pillow')
