@@ -180,19 +180,25 @@ def test_converted_checkpoint_gives_official_masks(official_folder, converted, p
     assert torch.equal(masks, logits > 0)
 
 
+def training_sample(photo: Path, tokenizer_dir: Path) -> dict:
+    """The photo with two expressions and a square ground-truth mask each, packed."""
+    init_default_scope('mmevf')
+    pipeline = Compose([
+        dict(type='LoadImageFromFile'), dict(type='EVFResize'),
+        dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
+        dict(type='TokenizeText', tokenizer=str(tokenizer_dir)), dict(type='PackReferInputs')])
+    polygon = [[100., 100., 300., 100., 300., 300., 100., 300.]]
+    return pipeline(dict(img_path=str(photo), text=EXPRESSIONS[:2],
+                         instances=[dict(mask=polygon, ignore_flag=0)] * 2))
+
+
 def test_loss_trains_exactly_the_trainable_modules(photo, xlmr_tokenizer_dir):
     """Paper setting: SAM's image encoder frozen (no gradient, not in the optimizer); the
     multimodal encoder, projector, prompt encoder and mask decoder train. A Tab. 4 switch
     freezes the multimodal encoder instead."""
     from mmengine.optim import build_optim_wrapper
     init_default_scope('mmevf')
-    pipeline = Compose([
-        dict(type='LoadImageFromFile'), dict(type='EVFResize'),
-        dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
-        dict(type='TokenizeText', tokenizer=str(xlmr_tokenizer_dir)), dict(type='PackReferInputs')])
-    polygon = [[100., 100., 300., 100., 300., 300., 100., 300.]]
-    sample = pipeline(dict(img_path=str(photo), text=EXPRESSIONS[:2],
-                           instances=[dict(mask=polygon, ignore_flag=0)] * 2))
+    sample = training_sample(photo, xlmr_tokenizer_dir)
     for trainable, frozen in [(('mm_encoder', 'projector', 'prompt_head'), ('image_encoder', )),
                               (('projector', 'prompt_head'), ('image_encoder', 'mm_encoder'))]:
         model = MODELS.build(dict(mmevf_model_cfg(), trainable=trainable)).train()
@@ -244,13 +250,7 @@ def test_parameters_only_bf16_cast_as_deepspeed(photo, xlmr_tokenizer_dir):
     for param in model.parameters():
         param.data = param.data.bfloat16()
     assert model.data_preprocessor.mean.dtype == torch.float32
-    pipeline = Compose([
-        dict(type='LoadImageFromFile'), dict(type='EVFResize'),
-        dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
-        dict(type='TokenizeText', tokenizer=str(xlmr_tokenizer_dir)), dict(type='PackReferInputs')])
-    polygon = [[100., 100., 300., 100., 300., 300., 100., 300.]]
-    sample = pipeline(dict(img_path=str(photo), text=EXPRESSIONS[:2],
-                           instances=[dict(mask=polygon, ignore_flag=0)] * 2))
+    sample = training_sample(photo, xlmr_tokenizer_dir)
     data = model.data_preprocessor(pseudo_collate([sample]), training=True)
     assert data['inputs']['img'].dtype == data['inputs']['beit_img'].dtype == torch.bfloat16
     losses = model(**data, mode='loss')

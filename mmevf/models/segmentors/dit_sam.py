@@ -76,14 +76,7 @@ class DITSam(TextPromptSegmentor):
         self._set_trainable()
 
     def _set_trainable(self) -> None:
-        known = [name for name, _ in self.named_parameters()]
-        for prefix in self.trainable:
-            if not any(name.startswith(prefix) for name in known):
-                raise ValueError(f'trainable prefix {prefix!r} matches no parameter')
-        for module in ('image_encoder', 'text_encoder'):
-            if getattr(getattr(self, module), 'frozen', False) and any(
-                    p.startswith(module) for p in self.trainable):
-                raise ValueError(f'{module} is listed as trainable but built with frozen=True')
+        self.check_trainable(self.trainable, ('image_encoder', 'text_encoder'))
         unused = tuple(f'text_encoder.{p}' for p in self.text_encoder.unused_parameter_prefixes())
         for name, param in self.named_parameters():
             param.requires_grad_(name.startswith(self.trainable) and not name.startswith(unused))

@@ -56,13 +56,7 @@ class EVFSAM(TextPromptSegmentor):
         self._set_trainable()
 
     def _set_trainable(self) -> None:
-        known = [name for name, _ in self.named_parameters()]
-        for prefix in self.trainable:
-            if not any(name.startswith(prefix) for name in known):
-                raise ValueError(f'trainable prefix {prefix!r} matches no parameter')
-        if getattr(self.image_encoder, 'frozen', False) and any(
-                p.startswith('image_encoder') for p in self.trainable):
-            raise ValueError('image_encoder is listed as trainable but built with frozen=True')
+        self.check_trainable(self.trainable, ('image_encoder', ))
         for name, param in self.named_parameters():
             param.requires_grad_(name.startswith(self.trainable))
 

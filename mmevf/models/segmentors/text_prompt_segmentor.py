@@ -1,5 +1,5 @@
 """What every mmevf segmentor shares: masks at the original size, the loss, predictions."""
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
@@ -28,6 +28,19 @@ class TextPromptSegmentor(BaseModel):
     def parameter_dtype(self) -> torch.dtype:
         """The dtype of the model's weights (the data preprocessor casts inputs to it)."""
         return next(self.parameters()).dtype
+
+    def check_trainable(self, trainable: Sequence[str],
+                        frozen_modules: Sequence[str]) -> None:
+        """Every ``trainable`` prefix must name parameters, and none may name a module in
+        ``frozen_modules`` that was built with ``frozen=True``."""
+        known = [name for name, _ in self.named_parameters()]
+        for prefix in trainable:
+            if not any(name.startswith(prefix) for name in known):
+                raise ValueError(f'trainable prefix {prefix!r} matches no parameter')
+        for module in frozen_modules:
+            if getattr(getattr(self, module), 'frozen', False) and any(
+                    p.startswith(module) for p in trainable):
+                raise ValueError(f'{module} is listed as trainable but built with frozen=True')
 
     def decode(self, inputs: Dict[str, Tensor]) -> List[LowResOutput]:
         """Low-resolution mask logits and IoU predictions, one entry per image."""
