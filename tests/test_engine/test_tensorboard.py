@@ -10,6 +10,8 @@ from tests.test_tools.test_train_resume import ROOT, tiny_cfg
 def test_tensorboard_base_writes_event_files(synthref_root, tmp_path):
     cfg = tiny_cfg(synthref_root, tmp_path)
     cfg.merge_from_dict(Config.fromfile(str(ROOT / 'configs/_base_/tensorboard.py')).to_dict())
+    # visualizers are per-process singletons by name: another test may have built 'visualizer'
+    cfg.visualizer.name = 'tensorboard_test_visualizer'
     runner = Runner.from_cfg(cfg)
     backends = {type(b).__name__ for b in runner.visualizer._vis_backends.values()}
     assert backends == {'LocalVisBackend', 'TensorboardVisBackend'}
