@@ -5,7 +5,6 @@ _base_ = [
     '../_base_/models/dit_tiny.py',
     '../_base_/datasets/synthref.py',
     '../_base_/schedules/tiny_cpu_1400.py',
-    '../_base_/default_runtime.py',
 ]
 tokenizer = 'data/synthref/bert_tokenizer'  # SynthRef's BERT vocab.txt ([PAD] = 0)
 
@@ -38,12 +37,6 @@ test_dataloader = dict(
         dict(**synthref, split=split, text_mode='original', pipeline=test_pipeline)
         for split in ('val', 'testA', 'testB')  # the order of the base's test_evaluator
     ]))
-
-default_hooks = dict(
-    logger=dict(interval=20),
-    checkpoint=dict(interval=350, max_keep_ckpts=2, save_best='synthref_val/cIoU',
-                    rule='greater'))
-randomness = dict(seed=0)
 
 # SAM's IoU head, point / mask prompt layers and BERT's pooler get no gradient (DDP).
 find_unused_parameters = True

@@ -1,18 +1,11 @@
 # A small L-DIT for CPU runs on SynthRef, at the tiny EVF-SAM's budget (no pretrained weights
 # exist for it, so everything trains from scratch): SAM-style ViT 4 x 128 at 256² (16 x 16
 # grid), a 2-layer 128-wide BERT on SynthRef's 26-word vocabulary, 64-d prompts.
-_base_ = ['./dit_l-dit_sam-b_bert-base.py']
+_base_ = ['./dit_l-dit_sam-b_bert-base.py', './sam_tiny.py']
 
 model = dict(
     data_preprocessor=dict(pad_size=256),
-    image_encoder=dict(
-        _delete_=True,
-        type='SAMImageEncoder',
-        arch=dict(embed_dim=128, depth=4, num_heads=4, global_attn_indexes=(1, 3)),
-        img_size=256,
-        window_size=8,
-        out_chans=64,
-        frozen=False),
+    image_encoder={{_base_.tiny_sam_image_encoder}},
     text_encoder=dict(
         _delete_=True,
         type='BertTextEncoder',

@@ -1,18 +1,11 @@
 # A small EVF-SAM for CPU runs on SynthRef (no pretrained weights exist for it, so SAM's image
 # encoder trains too). Same modules as the paper's model, scaled down: SAM-style ViT at 256²
 # (16 x 16 embedding), 4-layer BEiT-3 at 64² (4 x 4 patches + the text), 64-d prompts.
-_base_ = ['./evf-sam_beit3-l_sam-h.py']
+_base_ = ['./evf-sam_beit3-l_sam-h.py', './sam_tiny.py']
 
 model = dict(
     data_preprocessor=dict(pad_size=256),
-    image_encoder=dict(
-        _delete_=True,
-        type='SAMImageEncoder',
-        arch=dict(embed_dim=128, depth=4, num_heads=4, global_attn_indexes=(1, 3)),
-        img_size=256,
-        window_size=8,
-        out_chans=64,
-        frozen=False),
+    image_encoder={{_base_.tiny_sam_image_encoder}},
     mm_encoder=dict(
         _delete_=True,
         type='BEiT3MultiwayEncoder',
