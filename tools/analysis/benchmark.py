@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from mmevf.apis import TextSegInferencer
+from mmevf.datasets.synthref import train_tokenizer
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = osp.join(ROOT, 'configs/evf_sam/evf-beit3b_sam-b_refcoco.py')
@@ -53,18 +54,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--tokenizer', help='tokenizer folder (default: a small XLM-R-style '
                         'sentencepiece model made on the fly; only the text length matters)')
     return parser.parse_args(argv)
-
-
-def make_tokenizer(folder: str) -> str:
-    """A small unigram sentencepiece model in XLM-R's folder layout."""
-    import sentencepiece as spm
-    corpus = osp.join(folder, 'corpus.txt')
-    with open(corpus, 'w') as f:
-        f.write('\n'.join(EXPRESSIONS * 20))
-    spm.SentencePieceTrainer.train(
-        input=corpus, model_prefix=osp.join(folder, 'sentencepiece.bpe'), vocab_size=40,
-        model_type='unigram', character_coverage=1.0, minloglevel=2)
-    return folder
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -146,7 +135,10 @@ def main(argv: Optional[List[str]] = None) -> None:
               for _ in range(args.images)]
     texts = [EXPRESSIONS[i % len(EXPRESSIONS)] for i in range(args.expressions)]
     with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = args.tokenizer or make_tokenizer(tmp)
+        tokenizer = args.tokenizer
+        if tokenizer is None:  # only the text length matters for speed
+            train_tokenizer(EXPRESSIONS, tmp)
+            tokenizer = tmp
         inferencer = TextSegInferencer(args.config, tokenizer=tokenizer, device='cpu',
                                        dtype=args.dtype, show_progress=False)
     model = inferencer.model
