@@ -18,6 +18,10 @@ CONFIG = ROOT / 'configs/dit/l-dit-tiny_synthref.py'
 def local_cfg(synthref_root: Path, work_dir: Path) -> Config:
     """The tiny config on the test's SynthRef (40 images), 2 iterations, no workers."""
     cfg = Config.fromfile(str(CONFIG))
+    # the inferencer reads the top-level test_pipeline, the runner the datasets' pipelines
+    for transform in cfg.train_pipeline + cfg.test_pipeline:
+        if transform.type == 'TokenizeText':
+            transform.tokenizer = str(synthref_root / 'bert_tokenizer')
     loaders = [cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader]
     for loader in loaders:
         loader.update(batch_size=2, num_workers=0, persistent_workers=False)
