@@ -12,13 +12,4 @@ model = dict(
         config=dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
                     intermediate_size=512, vocab_size=26, max_position_embeddings=32),
         output_layer=2),
-    prompt_head=dict(
-        embed_dim=64,
-        image_embedding_size=16,
-        input_image_size=256,
-        transformer=dict(depth=2, mlp_dim=256, num_heads=4),
-        iou_head_hidden_dim=64,
-        # the tiny EVF-SAM's losses and threshold, for a like-for-like comparison
-        mask_threshold=0.0,
-        loss_dice=dict(loss_weight=1.0),
-        pretrained=None))
+    prompt_head={{_base_.tiny_sam_prompt_head}})

@@ -23,11 +23,5 @@ model = dict(
     # them ("segment every object"); a Kaiming-initialised projector keeps them apart.
     projector=dict(
         out_channels=64, init_cfg=dict(type='Kaiming', layer='Linear', nonlinearity='relu')),
-    prompt_head=dict(
-        embed_dim=64,
-        image_embedding_size=16,
-        input_image_size=256,
-        transformer=dict(depth=2, mlp_dim=256, num_heads=4),
-        iou_head_hidden_dim=64,
-        pretrained=None),
+    prompt_head={{_base_.tiny_sam_prompt_head}},
     trainable=('image_encoder', 'mm_encoder', 'projector', 'prompt_head'))

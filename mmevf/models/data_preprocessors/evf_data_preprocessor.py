@@ -95,7 +95,10 @@ class EVFDataPreprocessor(BaseDataPreprocessor):
         if 'beit_img' in inputs:
             batch['beit_img'] = self.beit_images(inputs['beit_img'])
         if data_samples is not None:
-            batch.update(self.text_batch(data_samples))
+            if all('text_ids' in sample for sample in data_samples):
+                batch.update(self.text_batch(data_samples))
+            elif any('text_ids' in sample for sample in data_samples):
+                raise ValueError('some samples of the batch carry text_ids, others do not')
             pad_shape = (self.pad_size, self.pad_size)
             for sample in data_samples:
                 sample.set_metainfo(dict(batch_input_shape=pad_shape, pad_shape=pad_shape))

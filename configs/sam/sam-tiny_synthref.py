@@ -1,0 +1,41 @@
+# The SAM of the embedded default, trained as SAM is (point / box prompts from the ground-truth
+# masks) on SynthRef's images: no released SAM has the tiny architecture, so this run plays
+# the part of SA-1B pre-training. Its checkpoint starts the tiny EVF-SAM (image encoder frozen,
+# as in the paper) and the tiny DIT models. About 3 minutes on 2 CPU cores.
+_base_ = [
+    '../_base_/models/sam-pretrainer_vit-b.py',
+    '../_base_/models/sam_tiny.py',
+    '../_base_/datasets/synthref.py',
+    '../_base_/schedules/tiny_cpu_1400.py',
+]
+
+model = dict(
+    data_preprocessor=dict(pad_size=256),
+    image_encoder={{_base_.tiny_sam_image_encoder}},
+    prompt_head={{_base_.tiny_sam_prompt_head}})
+
+# masks only: no BEiT-3 view, no tokenizer
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
+    dict(type='EVFResize', sam_size=256, beit_size=None),
+    dict(type='PackReferInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='EVFResize', sam_size=256, beit_size=None),
+    dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
+    dict(type='PackReferInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = None
+test_cfg = None
+test_evaluator = None
+
+train_cfg = dict(max_iters=400, val_interval=200)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='LinearLR', start_factor=1.0, end_factor=0.0, by_epoch=False, begin=50, end=400),
+]
+default_hooks = dict(checkpoint=dict(interval=200, save_best=None))

@@ -1,0 +1,118 @@
+"""SAM's own promptable-segmentation training (points and boxes from the ground truth), for
+models that have no released SAM weights: the CPU-sized SAM of the embedded default."""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmevf.registry import MODELS
+from .text_prompt_segmentor import TextPromptSegmentor
+
+
+@MODELS.register_module()
+class SAMPretrainer(TextPromptSegmentor):
+    """SAM (image encoder + prompt encoder + mask decoder) trained as SAM was: each
+    ground-truth mask is prompted by a random point inside it and, for a ``box_prob`` share
+    of the images, its box too. The paper's SAM comes pre-trained this way on SA-1B; a small
+    SAM trained this way on SynthRef's masks plays that part in the embedded default (its
+    weights start the tiny EVF-SAM and DIT models, see ``configs/sam/``).
+
+    Referring-segmentation data serve as they are: every expression brings one mask, the texts
+    are not used. Evaluation prompts each mask with the point of its interior farthest from
+    the border (deterministic), so the usual metric scores SAM's point-prompted masks.
+
+    Args:
+        image_encoder: ``SAMImageEncoder`` config (trainable here).
+        prompt_head: ``SAMPromptHead`` config.
+        data_preprocessor: ``EVFDataPreprocessor`` config (no BEiT-3 view needed).
+        box_prob: probability that a training image's masks are prompted by their boxes too.
+        box_noise: box corners move by up to this fraction of the box side (SAM: 10 %).
+    """
+
+    def __init__(self,
+                 image_encoder: dict,
+                 prompt_head: dict,
+                 data_preprocessor: Optional[dict] = None,
+                 box_prob: float = 0.5,
+                 box_noise: float = 0.1,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor or dict(type='EVFDataPreprocessor'),
+                         init_cfg=init_cfg)
+        self.image_encoder = MODELS.build(image_encoder)
+        self.prompt_head = MODELS.build(prompt_head)
+        self.box_prob = box_prob
+        self.box_noise = box_noise
+
+    def mask_logits(self, inputs: Dict[str, Tensor],
+                    data_samples: list) -> List[Tuple[Tensor, Tensor]]:
+        """Per image: logits (N_i, H, W) at the original size, one per ground-truth mask."""
+        image_embeddings = self.image_encoder(inputs['img'])
+        results = []
+        for i, sample in enumerate(data_samples):
+            points, boxes = self.prompts_from_masks(sample)
+            low_res, iou = self.prompt_head(image_embeddings[i:i + 1], points=points,
+                                            boxes=boxes)
+            logits = self.prompt_head.postprocess_masks(low_res, sample.img_shape,
+                                                        sample.ori_shape)
+            results.append((logits[:, 0], iou[:, 0]))
+        return results
+
+    def prompts_from_masks(self, sample) -> Tuple[Tuple[Tensor, Tensor], Optional[Tensor]]:
+        """Prompts of the sample's N masks in input-image pixels: ((N, 1, 2) xy points,
+        (N, 1) labels), and (N, 4) xyxy boxes or ``None``.
+
+        In training the points are uniform random mask pixels and, with probability
+        ``box_prob`` per image, the noisy boxes come too (SAM embeds a point alone with a
+        padding token and a point with a box with the two corners, so one image's prompts
+        are of one kind). In evaluation each mask gets its innermost pixel and no box.
+        """
+        masks = sample.gt_instances.masks.to_tensor(torch.bool, 'cpu')
+        if masks.shape[0] == 0 or not masks.flatten(1).any(1).all():
+            raise ValueError(f'{sample.img_path}: an empty ground-truth mask cannot be prompted')
+        height, width = masks.shape[1:]
+        if self.training:
+            flat = torch.multinomial(masks.flatten(1).float(), 1)[:, 0]
+        else:
+            flat = innermost_pixels(masks)
+        points = torch.stack([flat % width, flat // width], 1).float() + 0.5
+        scale = torch.tensor([sample.img_shape[1] / width, sample.img_shape[0] / height])
+        device = self.prompt_head.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix \
+            .device
+        points = (points * scale)[:, None].to(device)
+        labels = torch.ones(points.shape[:2], device=device)
+        boxes = None
+        if self.training and float(torch.rand(())) < self.box_prob:
+            boxes = (mask_boxes(masks, self.box_noise) * scale.repeat(2)).to(device)
+        return (points, labels), boxes
+
+
+def innermost_pixels(masks: Tensor) -> Tensor:
+    """(N, H, W) bool masks -> (N,) flat index of a pixel farthest from the background (the
+    middle pixel of what survives the most 3 x 3 erosions)."""
+    inner = masks[:, None].float()
+    last = inner
+    while True:
+        inner = -F.max_pool2d(-inner, 3, 1, 1)  # erosion (the border counts as background)
+        alive = inner.flatten(1).any(1)
+        if not alive.any():
+            break
+        last = torch.where(alive[:, None, None, None], inner, last)
+    flat = last.flatten(1)
+    order = torch.cumsum(flat, 1)  # pick the middle surviving pixel of each mask
+    middle = (flat.sum(1, keepdim=True) / 2).ceil()
+    return (order < middle).sum(1)
+
+
+def mask_boxes(masks: Tensor, noise: float) -> Tensor:
+    """(N, H, W) bool masks -> (N, 4) xyxy boxes, each corner moved by up to ``noise`` of
+    the box side (SAM's box augmentation)."""
+    cols, rows = masks.any(1), masks.any(2)
+    width, height = cols.shape[1], rows.shape[1]
+    x0 = cols.float().argmax(1)
+    x1 = width - cols.flip(1).float().argmax(1)
+    y0 = rows.float().argmax(1)
+    y1 = height - rows.flip(1).float().argmax(1)
+    boxes = torch.stack([x0, y0, x1, y1], 1).float()
+    side = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
+    return boxes + (torch.rand_like(boxes) * 2 - 1) * noise * side

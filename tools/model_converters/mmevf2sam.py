@@ -1,0 +1,38 @@
+"""Write the SAM part of an mmevf checkpoint in SAM's own layout (as ``sam_vit_b_01ec64.pth``).
+
+``python tools/model_converters/mmevf2sam.py SRC.pth DST.pth [--force]``
+
+SRC is an MMEngine checkpoint of an mmevf model with a SAM inside (``SAMPretrainer``,
+``EVFSAM``, ``DITSam``). DST holds a plain state dict with SAM's keys (``image_encoder.*``,
+``prompt_encoder.*``, ``mask_decoder.*``), which configs load through ``pretrained=`` exactly
+as the released SAM weights, and ``segment_anything``'s ``Sam`` loads strictly when built with
+the same sizes. DST is written atomically and never overwritten unless ``--force`` is given.
+"""
+import argparse
+import os
+import os.path as osp
+
+import torch
+
+from mmevf.models.utils.sam_checkpoint import mmevf_to_sam_state_dict
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description='mmevf checkpoint -> SAM checkpoint layout')
+    parser.add_argument('src', help='mmevf / MMEngine checkpoint')
+    parser.add_argument('dst', help='output .pth file (SAM layout)')
+    parser.add_argument('--force', action='store_true', help='overwrite an existing DST')
+    args = parser.parse_args()
+    if osp.exists(args.dst) and not args.force:
+        raise FileExistsError(f'{args.dst} exists; pass --force to overwrite it')
+    state_dict = mmevf_to_sam_state_dict(args.src)
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    tmp = args.dst + '.tmp'
+    torch.save(state_dict, tmp)
+    os.replace(tmp, args.dst)  # atomic: a crash never leaves a half-written DST
+    print(f'{len(state_dict)} tensors '
+          f'({sum(v.numel() for v in state_dict.values()):,} parameters) -> {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
