@@ -1,7 +1,9 @@
-# The SAM of the embedded default, trained as SAM is (point / box prompts from the ground-truth
-# masks) on SynthRef's images: no released SAM has the tiny architecture, so this run plays
-# the part of SA-1B pre-training. Its checkpoint starts the tiny EVF-SAM (image encoder frozen,
-# as in the paper) and the tiny DIT models. About 3 minutes on 2 CPU cores.
+# The tiny SAM (configs/_base_/models/sam_tiny.py) trained as SAM is, with point / box prompts
+# from SynthRef's ground-truth masks: no released SAM has the tiny architecture, so this run can
+# play the part of SA-1B pre-training. `python tools/model_converters/mmevf2sam.py
+# work_dirs/sam-tiny_synthref/iter_400.pth sam_tiny.pth` gives a file that the tiny EVF-SAM /
+# DIT configs read through `pretrained=` like sam_vit_h (the embedded default still trains its
+# SAM from scratch). Point-prompted val cIoU 90.1 after 400 iterations, 7 minutes on 2 cores.
 _base_ = [
     '../_base_/models/sam-pretrainer_vit-b.py',
     '../_base_/models/sam_tiny.py',

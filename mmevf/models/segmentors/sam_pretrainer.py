@@ -1,6 +1,6 @@
 """SAM's own promptable-segmentation training (points and boxes from the ground truth), for
 models that have no released SAM weights: the CPU-sized SAM of the embedded default."""
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -15,8 +15,9 @@ class SAMPretrainer(TextPromptSegmentor):
     """SAM (image encoder + prompt encoder + mask decoder) trained as SAM was: each
     ground-truth mask is prompted by a random point inside it and, for a ``box_prob`` share
     of the images, its box too. The paper's SAM comes pre-trained this way on SA-1B; a small
-    SAM trained this way on SynthRef's masks plays that part in the embedded default (its
-    weights start the tiny EVF-SAM and DIT models, see ``configs/sam/``).
+    SAM trained this way on SynthRef's masks (``configs/sam/sam-tiny_synthref.py``) can play
+    that part for the tiny EVF-SAM and DIT models, through
+    ``tools/model_converters/mmevf2sam.py`` and ``pretrained=``.
 
     Referring-segmentation data serve as they are: every expression brings one mask, the texts
     are not used. Evaluation prompts each mask with the point of its interior farthest from
@@ -50,7 +51,7 @@ class SAMPretrainer(TextPromptSegmentor):
         image_embeddings = self.image_encoder(inputs['img'])
         results = []
         for i, sample in enumerate(data_samples):
-            points, boxes = self.prompts_from_masks(sample)
+            points, boxes = self.prompts_from_masks(sample, image_embeddings.device)
             low_res, iou = self.prompt_head(image_embeddings[i:i + 1], points=points,
                                             boxes=boxes)
             logits = self.prompt_head.postprocess_masks(low_res, sample.img_shape,
@@ -58,7 +59,8 @@ class SAMPretrainer(TextPromptSegmentor):
             results.append((logits[:, 0], iou[:, 0]))
         return results
 
-    def prompts_from_masks(self, sample) -> Tuple[Tuple[Tensor, Tensor], Optional[Tensor]]:
+    def prompts_from_masks(self, sample, device: Union[str, torch.device] = 'cpu'
+                           ) -> Tuple[Tuple[Tensor, Tensor], Optional[Tensor]]:
         """Prompts of the sample's N masks in input-image pixels: ((N, 1, 2) xy points,
         (N, 1) labels), and (N, 4) xyxy boxes or ``None``.
 
@@ -77,8 +79,6 @@ class SAMPretrainer(TextPromptSegmentor):
             flat = innermost_pixels(masks)
         points = torch.stack([flat % width, flat // width], 1).float() + 0.5
         scale = torch.tensor([sample.img_shape[1] / width, sample.img_shape[0] / height])
-        device = self.prompt_head.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix \
-            .device
         points = (points * scale)[:, None].to(device)
         labels = torch.ones(points.shape[:2], device=device)
         boxes = None
@@ -93,7 +93,7 @@ def innermost_pixels(masks: Tensor) -> Tensor:
     inner = masks[:, None].float()
     last = inner
     while True:
-        inner = -F.max_pool2d(-inner, 3, 1, 1)  # erosion (the border counts as background)
+        inner = -F.max_pool2d(-inner, 3, 1, 1)  # erosion (pixels outside the image do not count)
         alive = inner.flatten(1).any(1)
         if not alive.any():
             break
