@@ -66,6 +66,13 @@ def test_data_preprocessor_normalises_pads_and_batches_text():
     assert out['inputs']['img'].dtype == torch.bfloat16
     assert out['inputs']['beit_img'].dtype == torch.bfloat16
 
+    # Masks without texts (SAMPretrainer) batch without text inputs; a mixed batch is refused.
+    untexted = PackReferInputs()({k: v for k, v in results.items() if k != 'text_ids'})
+    out = EVFDataPreprocessor(pad_size=64)(pseudo_collate([untexted, untexted]))
+    assert set(out['inputs']) == {'img', 'beit_img'}
+    with pytest.raises(ValueError, match='text_ids'):
+        EVFDataPreprocessor(pad_size=64)(pseudo_collate([packed, untexted]))
+
 
 def test_xlmr_ids_are_sentencepiece_ids_plus_one(xlmr_tokenizer_dir, tmp_path):
     import sentencepiece as spm
