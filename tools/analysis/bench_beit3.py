@@ -6,6 +6,12 @@ Both models get the same random weights; the script checks that their outputs ag
 times forward passes (fp32, ``torch.inference_mode``, CPU unless ``--device`` says otherwise),
 alternating the two models so that drifts in machine load affect both alike. Needs torchscale
 (a test-only dependency).
+
+``--profile`` also splits one forward pass of each model (``torch.profiler``, self CPU time) into
+matrix products (linear layers, attention, the patch convolution) and everything else, and
+prints the ceiling: the speed-up mmevf would have over torchscale's best time if everything but
+its matrix products cost nothing. At equal outputs both run the same products, so where they
+dominate, no implementation can beat that ceiling.
 """
 import argparse
 import time
@@ -31,6 +37,23 @@ def build_pair(arch: str, vocab_size: int, device: str):
     return reference.to(device).eval(), ours.to(device).eval()
 
 
+# Operators that carry the FLOPs (matrix products); self CPU time of anything else is overhead.
+MATMUL_OPS = ('linear', 'addmm', 'aten::mm', 'bmm', 'matmul', 'scaled_dot_product',
+              'convolution')
+
+
+def matmul_share(fn) -> tuple:
+    """(total ms, matrix-product ms) of one call of ``fn``, from the profiler's self times."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) / 1e3
+    matmul = sum(e.self_cpu_time_total for e in events
+                 if any(op in e.key for op in MATMUL_OPS)) / 1e3
+    return total, matmul
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--arch', default='base', choices=sorted(ARCHS))
@@ -39,6 +62,8 @@ def main() -> None:
     parser.add_argument('--vocab-size', type=int, default=64010)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--profile', action='store_true',
+                        help='also print the matrix-product share and the ceiling it sets')
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -65,6 +90,10 @@ def main() -> None:
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)
+        shares = {}
+        if args.profile:
+            shares = {name: matmul_share(fn)
+                      for name, fn in (('torchscale', run_reference), ('mmevf', run_ours))}
 
     best = {name: min(t) for name, t in times.items()}
     print(f'arch={args.arch} batch={args.batch} text_len={args.text_len} '
@@ -73,6 +102,15 @@ def main() -> None:
         print(f'  {name:10s} best {best[name] * 1e3:8.1f} ms   median '
               f'{sorted(t)[len(t) // 2] * 1e3:8.1f} ms')
     print(f'  speed-up (best): {best["torchscale"] / best["mmevf"]:.2f}x')
+    for name, (total, matmul) in shares.items():
+        print(f'  {name:10s} profiled {total:8.1f} ms, matrix products {matmul:8.1f} ms '
+              f'({matmul / total:.0%})')
+    if shares:
+        total, matmul = shares['mmevf']
+        # scale the profiled share to the unprofiled best time
+        floor = best['mmevf'] * matmul / total
+        print(f'  ceiling (everything but matrix products free): '
+              f'{best["torchscale"] / floor:.2f}x')
 
 
 if __name__ == '__main__':
