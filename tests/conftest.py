@@ -1,8 +1,10 @@
+import importlib.util
 import json
 import os
 import pickle
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -16,6 +18,15 @@ if str(ROOT) not in sys.path:
 @pytest.fixture(scope='session')
 def repo_root() -> Path:
     return ROOT
+
+
+def load_tool(name: str) -> ModuleType:
+    """Import a script of ``tools/`` (not a package), e.g. ``'infer'``, ``'analysis/benchmark'``."""
+    spec = importlib.util.spec_from_file_location(
+        name.replace('/', '.'), ROOT / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope='session')

@@ -1,22 +1,11 @@
 """tools/analysis/bench_beit3.py --profile: the matrix-product share it reports."""
-import importlib.util
-from pathlib import Path
-
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location(
-        'bench_beit3', ROOT / 'tools' / 'analysis' / 'bench_beit3.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_tool
 
 
 def test_matmul_share_separates_products_from_the_rest():
-    bench = load_bench()
+    bench = load_tool('analysis/bench_beit3')
     x = torch.randn(256, 512)
     linear = torch.nn.Linear(512, 512)
     with torch.inference_mode():

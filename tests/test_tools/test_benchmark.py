@@ -1,19 +1,14 @@
 """tools/analysis/benchmark.py at the tiny scale: it runs the three pipelines and the BEiT-3
 comparison and ends with the three ratio lines (the speed targets need the real scale)."""
-import importlib.util
 import re
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import load_tool
 
 
 def test_benchmark_prints_the_ratios(xlmr_tokenizer_dir, capsys):
-    spec = importlib.util.spec_from_file_location(
-        'benchmark', ROOT / 'tools' / 'analysis' / 'benchmark.py')
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    benchmark = load_tool('analysis/benchmark')
     threads = torch.get_num_threads()
     try:
         benchmark.main(['evf-tiny_synthref', '--expressions', '3', '--images', '2',

@@ -1,6 +1,5 @@
 """tools/infer.py: one overlay (with the expression drawn) and one binary mask PNG per
 expression, from a config name, a checkpoint and a tokenizer folder."""
-import importlib.util
 from pathlib import Path
 
 import mmcv
@@ -12,15 +11,7 @@ from mmengine.config import Config
 from mmevf.apis import resolve_config
 from mmevf.registry import MODELS
 from mmevf.utils.setup_env import register_all_modules
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_tool
 
 
 @pytest.fixture(scope='module')

@@ -1,6 +1,5 @@
 """tools/analysis/probe_grounding.py: its targets computed by hand, and a short run of both
 readouts on a small SynthRef."""
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -10,18 +9,14 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from tests.conftest import synthref_dataset_cfg
+from tests.conftest import load_tool, synthref_dataset_cfg
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope='module')
 def probe():
-    spec = importlib.util.spec_from_file_location(
-        'probe_grounding', ROOT / 'tools' / 'analysis' / 'probe_grounding.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('analysis/probe_grounding')
 
 
 def test_mask_centre_of_polygons_and_rle(probe):
@@ -48,6 +43,7 @@ def test_items_point_at_the_referred_or_largest_object(probe, synthref_root):
     largest = probe.load_items(cfg, 'largest')
     assert len(referred) == len(largest) > 0
     assert [(p, t) for p, t, _ in referred] == [(p, t) for p, t, _ in largest]
+
     def area_at(objects, centre) -> float:
         """Area of the image's object whose bbox centre is ``centre``."""
         distance, area = min((abs(cx - centre[0]) + abs(cy - centre[1]), a)
@@ -69,9 +65,9 @@ def test_probe_runs_and_reports(probe, synthref_root, readout, capsys):
     threads = torch.get_num_threads()
     try:
         probe.main([
-            str(ROOT / 'configs/evf_sam/evf-tiny_synthref.py'), '--readout', readout, '--steps', '2',
-            '--interval', '1', '--batch-size', '4', '--val-size', '20', '--tokenizer',
-            str(synthref_root / 'tokenizer'), '--cfg-options',
+            str(ROOT / 'configs/evf_sam/evf-tiny_synthref.py'), '--readout', readout,
+            '--steps', '2', '--interval', '1', '--batch-size', '4', '--val-size', '20',
+            '--tokenizer', str(synthref_root / 'tokenizer'), '--cfg-options',
             f'train_dataloader.dataset.data_root={synthref_root}/',
             f'val_dataloader.dataset.data_root={synthref_root}/'
         ])
