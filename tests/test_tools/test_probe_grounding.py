@@ -1,5 +1,5 @@
-"""tools/analysis/probe_grounding.py: its targets computed by hand, and a short run of both
-readouts on a small SynthRef."""
+"""tools/analysis/probe_grounding.py: its targets computed by hand, and a short run of each
+readout on a small SynthRef."""
 import json
 import re
 from pathlib import Path
@@ -60,7 +60,7 @@ def test_items_point_at_the_referred_or_largest_object(probe, synthref_root):
         assert len({c for p, _, c in largest if p == path}) == 1
 
 
-@pytest.mark.parametrize('readout', ['cls', 'patches'])
+@pytest.mark.parametrize('readout', ['cls', 'cls-cells', 'patches'])
 def test_probe_runs_and_reports(probe, synthref_root, readout, capsys):
     threads = torch.get_num_threads()
     try:

@@ -8,7 +8,9 @@ scratch (the tiny configs) has to learn it from the mask loss alone. This probe 
 step: the encoder of ``CONFIG`` (its own initialisation, no SAM) reads each expression with the
 image and a small head regresses the centre of the referred object, from
 
-- ``--readout cls``: the first output token (what EVF-SAM's projector reads), L1 loss, or
+- ``--readout cls``: the first output token (what EVF-SAM's projector reads), L1 loss;
+- ``--readout cls-cells``: the first output token again, classifying which patch holds the
+  centre (cross-entropy: the loss of ``patches`` through the route of ``cls``);
 - ``--readout patches``: one score per image patch, cross-entropy against the patch that holds
   the centre (a dense signal, as a segmentation loss gives SAM's decoder).
 
@@ -97,7 +99,7 @@ def find_tokenizer(cfg: Config) -> str:
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
-    parser.add_argument('--readout', choices=('cls', 'patches'), default='cls')
+    parser.add_argument('--readout', choices=('cls', 'cls-cells', 'patches'), default='cls')
     parser.add_argument('--target', choices=('referred', 'largest'), default='referred')
     parser.add_argument('--steps', type=int, default=500)
     parser.add_argument('--batch-size', type=int, default=32)
@@ -119,8 +121,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     encoder.init_weights()
     grid = round((encoder.num_vision_tokens - 1)**0.5)
     dims = encoder.embed_dims
-    head = (nn.Sequential(nn.Linear(dims, dims), nn.ReLU(), nn.Linear(dims, 2))
-            if args.readout == 'cls' else nn.Linear(dims, 1))
+    head = (nn.Linear(dims, 1) if args.readout == 'patches' else nn.Sequential(
+        nn.Linear(dims, dims), nn.ReLU(),
+        nn.Linear(dims, 2 if args.readout == 'cls' else grid * grid)))
     data = ProbeData(args.tokenizer or find_tokenizer(cfg), encoder.vision_embed.img_size)
     train = load_items(cfg.train_dataloader.dataset, args.target)
     val = load_items(cfg.val_dataloader.dataset, args.target)[:args.val_size]
@@ -129,12 +132,13 @@ def main(argv: Optional[List[str]] = None) -> None:
                                   weight_decay=0.01)
 
     def predict(images, ids, padding) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(B, 2) centres and the head's raw output (centres or (B, grid²) patch scores)."""
+        """(B, 2) centres and the head's raw output (centres or (B, grid²) cell scores)."""
         tokens = encoder(images, ids, padding)
         if args.readout == 'cls':
             centres = head(tokens[:, 0])
             return centres, centres
-        scores = head(tokens[:, 1:1 + grid * grid])[..., 0]
+        scores = (head(tokens[:, 1:1 + grid * grid])[..., 0]
+                  if args.readout == 'patches' else head(tokens[:, 0]))
         best = scores.argmax(1)
         return torch.stack([(best % grid + 0.5) / grid, (best // grid + 0.5) / grid], 1), scores
 
