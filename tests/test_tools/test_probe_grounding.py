@@ -82,3 +82,11 @@ def test_probe_runs_and_reports(probe, synthref_root, readout, capsys):
     for m in steps:
         assert np.isfinite(float(m.group(2)))
         assert 0 <= float(m.group(3)) <= float(m.group(4)) <= 1
+
+
+def test_unreadable_image_is_named(probe, synthref_root, tmp_path):
+    data = probe.ProbeData(str(synthref_root / 'tokenizer'), 64)
+    broken = tmp_path / 'broken.jpg'
+    broken.write_bytes(b'not a jpeg')
+    with pytest.raises(FileNotFoundError, match='broken.jpg'):
+        data.view(str(broken))

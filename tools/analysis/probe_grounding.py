@@ -6,7 +6,7 @@ EVF-SAM tells SAM what to segment through one token: the multimodal encoder's fi
 ([CLS]). A pretrained BEiT-3 brings the grounding that token needs; a small encoder trained from
 scratch (the tiny configs) has to learn it from the mask loss alone. This probe isolates that
 step: the encoder of ``CONFIG`` (its own initialisation, no SAM) reads each expression with the
-image and a small head regresses the centre of the referred object, from
+image and a small head predicts the centre of the referred object, from
 
 - ``--readout cls``: the first output token (what EVF-SAM's projector reads), L1 loss;
 - ``--readout cls-cells``: the first output token again, classifying which patch holds the
@@ -20,6 +20,7 @@ centre lies within 0.1 and 0.2 of the image size, next to the share for always p
 mean train centre (chance).
 """
 import argparse
+import functools
 import time
 from typing import List, Optional, Tuple
 
@@ -73,15 +74,14 @@ class ProbeData:
     def __init__(self, tokenizer_path: str, img_size: int) -> None:
         self.tokenizer = build_tokenizer(tokenizer_path)
         self.resize = EVFResize(beit_size=img_size)  # the view EVF-SAM's pipeline gives
-        self.views = {}
+        # SynthRef fits whole; at 224² 2048 views take 1.2 GB
+        self.view = functools.lru_cache(maxsize=2048)(self._read_view)
 
-    def view(self, path: str) -> torch.Tensor:
-        if path not in self.views:
-            image = cv2.imread(path)
-            if image is None:
-                raise FileNotFoundError(f'cannot read image {path}')
-            self.views[path] = (self.resize.beit_image(image) - 0.5) / 0.5
-        return self.views[path]
+    def _read_view(self, path: str) -> torch.Tensor:
+        image = cv2.imread(path)
+        if image is None:
+            raise FileNotFoundError(f'cannot read image {path}')
+        return (self.resize.beit_image(image) - 0.5) / 0.5
 
     def batch(self, items: List[Item]):
         text = self.tokenizer([t for _, t, _ in items], padding=True, return_tensors='pt')
