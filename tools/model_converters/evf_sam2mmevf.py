@@ -13,7 +13,7 @@ import os
 import os.path as osp
 import shutil
 
-import torch
+from mmengine.runner import save_checkpoint
 
 from mmevf.models.utils.evf_checkpoint import (TOKENIZER_FILES, convert_evf_sam_state_dict,
                                                describe_evf_config, read_evf_sam_folder)
@@ -38,11 +38,10 @@ def main() -> None:
     state_dict = convert_evf_sam_state_dict(state, source=args.src)
     arch = describe_evf_config(config)
 
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    tmp = args.dst + '.tmp'
-    torch.save(dict(state_dict=state_dict,
-                    meta=dict(source=osp.abspath(args.src), evf_config=config, arch=arch)), tmp)
-    os.replace(tmp, args.dst)  # atomic: a crash never leaves a half-written DST
+    # through mmevf's atomic file backend: a crash never leaves a half-written DST
+    save_checkpoint(dict(state_dict=state_dict,
+                         meta=dict(source=osp.abspath(args.src), evf_config=config, arch=arch)),
+                    args.dst)
 
     copied = [f for f in TOKENIZER_FILES if osp.isfile(osp.join(args.src, f))]
     if copied:

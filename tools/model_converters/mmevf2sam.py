@@ -9,10 +9,9 @@ as the released SAM weights, and ``segment_anything``'s ``Sam`` loads strictly w
 the same sizes. DST is written atomically and never overwritten unless ``--force`` is given.
 """
 import argparse
-import os
 import os.path as osp
 
-import torch
+from mmengine.runner import save_checkpoint
 
 from mmevf.models.utils.sam_checkpoint import mmevf_to_sam_state_dict
 
@@ -26,10 +25,8 @@ def main() -> None:
     if osp.exists(args.dst) and not args.force:
         raise FileExistsError(f'{args.dst} exists; pass --force to overwrite it')
     state_dict = mmevf_to_sam_state_dict(args.src)
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    tmp = args.dst + '.tmp'
-    torch.save(state_dict, tmp)
-    os.replace(tmp, args.dst)  # atomic: a crash never leaves a half-written DST
+    # through mmevf's atomic file backend: a crash never leaves a half-written DST
+    save_checkpoint(state_dict, args.dst)
     print(f'{len(state_dict)} tensors '
           f'({sum(v.numel() for v in state_dict.values()):,} parameters) -> {args.dst}')
 
