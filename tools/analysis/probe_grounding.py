@@ -39,6 +39,11 @@ from mmevf.utils.tokenizer import build_tokenizer
 Item = Tuple[str, str, Tuple[float, float]]  # image path, expression, (x, y) in [0, 1]
 
 
+def polygon_points(mask: list) -> np.ndarray:
+    """(K, 2) points of all polygons of a COCO polygon mask."""
+    return np.concatenate([np.asarray(p, np.float64).reshape(-1, 2) for p in mask])
+
+
 def mask_centre(mask, width: int, height: int) -> Tuple[float, float]:
     """Centre of the bounding box of a polygon / RLE mask, normalised by the image size."""
     if isinstance(mask, dict):
@@ -46,7 +51,7 @@ def mask_centre(mask, width: int, height: int) -> Tuple[float, float]:
         x, y, w, h = mask_utils.toBbox(mask)
         x0, y0, x1, y1 = x, y, x + w, y + h
     else:
-        points = np.concatenate([np.asarray(p, np.float64).reshape(-1, 2) for p in mask])
+        points = polygon_points(mask)
         (x0, y0), (x1, y1) = points.min(0), points.max(0)
     return float((x0 + x1) / 2 / width), float((y0 + y1) / 2 / height)
 
@@ -60,9 +65,8 @@ def load_items(dataset_cfg: dict, target: str) -> List[Item]:
         masks = [inst['mask'] for inst in info['instances']]
         centres = [mask_centre(m, info['width'], info['height']) for m in masks]
         if target == 'largest':
-            areas = [cv2.contourArea(np.concatenate(
-                [np.asarray(p, np.float32).reshape(-1, 2) for p in m])) if not isinstance(
-                    m, dict) else 0 for m in masks]
+            areas = [0 if isinstance(m, dict) else
+                     cv2.contourArea(polygon_points(m).astype(np.float32)) for m in masks]
             centres = [centres[int(np.argmax(areas))]] * len(masks)
         items += [(info['img_path'], text, c) for text, c in zip(info['text'], centres)]
     return items
