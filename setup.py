@@ -1,4 +1,13 @@
+import os.path as osp
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+ROOT = osp.dirname(osp.abspath(__file__))
+# Shipped inside the package as mmevf/.mim/<name>, the layout of mmdet's wheels; an installed
+# mmevf finds its config names there (mmevf.apis.config_root).
+MIM_FILES = ('configs', )
 
 
 def read_requirements(path: str) -> list:
@@ -6,6 +15,30 @@ def read_requirements(path: str) -> list:
     with open(path) as f:
         lines = (line.split('#')[0].strip() for line in f)
         return [line for line in lines if line and not line.startswith('-')]
+
+
+class BuildPyWithMim(build_py):
+    """``build_py`` that also copies ``configs/`` to ``<build>/mmevf/.mim/configs``.
+
+    Config names (``'evf-tiny_synthref'``) and their relative ``_base_`` files must resolve
+    in a non-editable install, where the repository's configs/ is not next to the package.
+    Copying into the build folder (not the source tree) leaves the checkout clean; an
+    editable install skips it, as it reads the checkout's configs/ directly.
+    """
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return
+        for name in MIM_FILES:
+            source = osp.join(ROOT, name)
+            if not osp.isdir(source):  # an sdist made without MANIFEST.in
+                raise FileNotFoundError(f'{source} is missing: cannot ship mmevf/.mim/{name}')
+            target = osp.join(self.build_lib, 'mmevf', '.mim', name)
+            if osp.isdir(target):  # a previous build's copy may hold deleted configs
+                shutil.rmtree(target)
+            shutil.copytree(source, target,
+                            ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
 
 
 version = {}
@@ -27,5 +60,6 @@ setup(
         'tests': read_requirements('requirements/tests.txt'),
     },
     license='Apache-2.0',
+    cmdclass={'build_py': BuildPyWithMim},
     zip_safe=False,
 )

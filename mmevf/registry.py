@@ -56,7 +56,7 @@ MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmevf.models'])
 MODEL_WRAPPERS = Registry(
     'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['mmevf.models'])
 WEIGHT_INITIALIZERS = Registry(
-    'weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS, locations=['mmevf.models'])
+    'weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS, locations=['mmevf.checkpoint'])
 TASK_UTILS = Registry('task util', parent=MMENGINE_TASK_UTILS, locations=['mmevf.models'])
 
 METRICS = Registry('metric', parent=MMENGINE_METRICS, locations=['mmevf.evaluation'])

@@ -101,7 +101,7 @@ def xlmr_tokenizer_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope='session')
 def synthref_root(tmp_path_factory) -> Path:
     """A small SynthRef dataset (40 images) in the refer layout."""
-    from mmevf.datasets.synthref import make_synthref
+    from tools.dataset_converters.synthref import make_synthref
     root = tmp_path_factory.mktemp('synthref')
     make_synthref(str(root), num_images=40, seed=1)
     return root

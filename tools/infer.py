@@ -3,7 +3,8 @@
 ``python tools/infer.py IMAGE "expression" ["expression" ...] --config CONFIG --weights CKPT
 [--tokenizer DIR] --out-dir DIR [--device cpu] [--bf16]``
 
-CONFIG is a config file or a config name under configs/ (e.g. ``evf-tiny_synthref``). IMAGE is
+CONFIG is a config file or a config name (e.g. ``evf-tiny_synthref``), looked up in configs/ of
+the checkout or, with mmevf installed from a wheel, in the package's ``.mim/configs``. IMAGE is
 an image file or a folder of images (every image gets every expression). For each image and
 expression i, ``DIR/vis/{stem}_{i}.png`` shows the mask over the image with the expression
 written on it and ``DIR/masks/{stem}_{i}.png`` is the binary mask (0 / 255);
@@ -23,7 +24,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Text-prompted segmentation of an image')
     parser.add_argument('image', help='image file, or a folder of images')
     parser.add_argument('expressions', nargs='+', help='one or more referring expressions')
-    parser.add_argument('--config', required=True, help='config file or config name')
+    parser.add_argument('--config', required=True,
+                        help='config file, or config name (e.g. evf-tiny_synthref)')
     parser.add_argument('--weights', required=True, help='checkpoint file (or EVF-SAM folder)')
     parser.add_argument('--tokenizer', help="tokenizer folder replacing the config's")
     parser.add_argument('--out-dir', required=True, help='folder for overlays and masks')

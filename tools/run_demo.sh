@@ -4,7 +4,8 @@
 # few predictions with their expressions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
+source tools/_python.sh
+PY=$PYTHON
 CONFIG=configs/evf_sam/evf-tiny_synthref.py
 DATA=data/synthref
 WORK_DIR=work_dirs/evf-tiny_synthref

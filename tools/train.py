@@ -4,12 +4,13 @@ Same command line as mmdet's ``tools/train.py``; imports only mmengine and mmevf
 ``tools/dist_train.sh CONFIG NUM_PROCESSES`` (on a machine without CUDA it uses gloo).
 """
 import argparse
+import gc
 import os
 
+import torch.distributed as torch_dist
 from mmengine.config import DictAction
 
-from mmevf.utils import build_runner, load_config
-from mmevf.utils.setup_env import LAUNCHERS
+from mmevf.engine.runner_setup import LAUNCHERS, build_runner, load_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,6 +45,23 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def shutdown_distributed() -> None:
+    """End a distributed run while the interpreter is fully alive.
+
+    A gloo worker thread frees each finished collective, which needs the GIL. If the main
+    thread is already finalizing Python, the worker cannot take it and the process aborts
+    ("terminate called without an active exception", SIGABRT). An atexit
+    ``destroy_process_group`` does not prevent this: the runner's DDP model still holds the
+    group, so its threads live into finalization. Hence, with the runner already dropped:
+    wait for all ranks, unregister the group, and collect it, which joins its threads.
+    """
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    torch_dist.barrier()
+    torch_dist.destroy_process_group()
+    gc.collect()
+
+
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
@@ -66,7 +84,10 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
-    build_runner(cfg).train()
+    runner = build_runner(cfg)
+    runner.train()
+    del runner  # its DDP model holds the process group
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

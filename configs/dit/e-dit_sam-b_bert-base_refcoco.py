@@ -1,3 +1,4 @@
+# DIT paper, E-DIT_B on RefCOCO (full fine-tune; paper figure not in dit.md).
 # E-DIT_B: the text enters once (W_0) and is carried through all blocks (text queries attend to
 # the whole grid and the text, text MLP), re-projected between blocks as in the released code.
 _base_ = ['./l-dit_sam-b_bert-base_refcoco.py']

@@ -1,3 +1,5 @@
+# DIT setting "frozen SAM encoder and frozen BERT" (dit.md §5.3): 11.35M of L-DIT_B's
+# 208.1M train (paper figure not in dit.md).
 # Frozen SAM encoder and frozen BERT: projections, W_o, prompt encoder and mask decoder train.
 _base_ = ['./l-dit_sam-b_bert-base_refcoco.py']
 

@@ -1,4 +1,6 @@
-# Paper setting "frozen SAM encoder": inside SAM's image encoder only the DIT projections train
+# DIT setting "frozen SAM encoder, trainable BERT" (released train_freeze.py; dit.md §5.3):
+# 120.8M of L-DIT_B's 208.1M train (paper figure not in dit.md).
+# Inside SAM's image encoder only the DIT projections train
 # (the neck too is frozen); BERT, W_o, prompt encoder and mask decoder train.
 _base_ = ['./l-dit_sam-b_bert-base_refcoco.py']
 

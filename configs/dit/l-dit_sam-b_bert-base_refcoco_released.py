@@ -1,3 +1,5 @@
+# Not a paper table row: L-DIT_B as the released code trains it (no figure for ViT-B; the
+# released checkpoint's 76.2 val oIoU is L-DIT_H, dit.md finding 9).
 # L-DIT_B as the released code trains it (wysnzzzz/DIT config/layer_wise.yaml, dit.md finding 7):
 # 3 warm-up epochs from 1e-7, then cosine to 1e-6; Adam betas (0.9, 0.98), eps 1e-9; gradient
 # norm clipped at 0.15; EMA 0.9997 of the weights for evaluation and saving; BERT layer 1 and

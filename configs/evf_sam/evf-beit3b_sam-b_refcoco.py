@@ -3,5 +3,5 @@ _base_ = ['./evf-beit3b_sam-h_refcoco.py']
 
 sam_checkpoint = 'checkpoints/sam_vit_b_01ec64.pth'
 model = dict(
-    image_encoder=dict(arch='vit_b', pretrained=sam_checkpoint),
-    prompt_head=dict(pretrained=sam_checkpoint))
+    image_encoder=dict(arch='vit_b', init_cfg=dict(checkpoint=sam_checkpoint)),
+    prompt_head=dict(init_cfg=dict(checkpoint=sam_checkpoint)))

@@ -2,4 +2,4 @@
 _base_ = ['./evf-beit3l_sam-h_refcoco.py']
 
 beit3_checkpoint = 'checkpoints/beit3_base_patch16_224.pth'
-model = dict(mm_encoder=dict(arch='base', pretrained=beit3_checkpoint))
+model = dict(mm_encoder=dict(arch='base', init_cfg=dict(checkpoint=beit3_checkpoint)))

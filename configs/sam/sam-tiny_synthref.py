@@ -2,7 +2,7 @@
 # from SynthRef's ground-truth masks: no released SAM has the tiny architecture, so this run can
 # play the part of SA-1B pre-training. `python tools/model_converters/mmevf2sam.py
 # work_dirs/sam-tiny_synthref/iter_400.pth sam_tiny.pth` gives a file that the tiny EVF-SAM /
-# DIT configs read through `pretrained=` like sam_vit_h (the embedded default still trains its
+# DIT configs read through `init_cfg=dict(type='StrictPretrained', layout='sam', ...)` like sam_vit_h (the embedded default still trains its
 # SAM from scratch). Point-prompted val cIoU 90.1 after 400 iterations, 7 minutes on 2 cores.
 _base_ = [
     '../_base_/models/sam-pretrainer_vit-b.py',
@@ -12,7 +12,6 @@ _base_ = [
 ]
 
 model = dict(
-    data_preprocessor=dict(pad_size=256),
     image_encoder={{_base_.tiny_sam_image_encoder}},
     prompt_head={{_base_.tiny_sam_prompt_head}})
 
@@ -20,12 +19,12 @@ model = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
-    dict(type='EVFResize', sam_size=256, beit_size=None),
+    dict(type='SAMResize', sam_size=256, beit_size=None),
     dict(type='PackReferInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='EVFResize', sam_size=256, beit_size=None),
+    dict(type='SAMResize', sam_size=256, beit_size=None),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
     dict(type='PackReferInputs'),
 ]

@@ -1,5 +1,5 @@
 """High-level APIs: text-prompted segmentation of images."""
-from .inference_inputs import load_weights, resolve_config
+from .inference_inputs import config_root, load_weights, resolve_config
 from .text_seg_inferencer import TextSegInferencer
 
-__all__ = ['TextSegInferencer', 'load_weights', 'resolve_config']
+__all__ = ['TextSegInferencer', 'config_root', 'load_weights', 'resolve_config']

@@ -1,23 +1,38 @@
 """Text-prompted segmentation for people: images + expressions -> masks, as an mmengine
-``BaseInferencer`` (``mmevf.apis.TextSegInferencer``; the CLI is ``tools/infer.py``)."""
+``BaseInferencer`` built like ``mmdet.apis.DetInferencer`` (``mmevf.apis.TextSegInferencer``;
+the CLI is ``tools/infer.py``)."""
+import copy
 import json
 import math
 import os
 import os.path as osp
 import warnings
-from typing import List, Optional, Sequence, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 import mmcv
 import numpy as np
 import torch
+from mmcv.transforms import Compose
 from mmengine.config import ConfigDict
 from mmengine.infer import BaseInferencer
 from mmengine.registry import init_default_scope
+from mmengine.structures import BaseDataElement
+from mmengine.visualization import Visualizer
 from rich.progress import track
 
-from mmevf.registry import INFERENCERS, MODELS, TRANSFORMS, VISUALIZERS
-from .inference_inputs import (DTYPES, IMAGE_SUFFIXES, ImageType, LoadInferenceImage, TextsType,
-                               check_array, dataset_pipeline, load_weights, resolve_config)
+from mmevf.registry import INFERENCERS, MODELS
+from .inference_inputs import (DTYPES, IMAGE_SUFFIXES, ImageType, TextsType, check_array,
+                               dataset_pipeline, load_weights, resolve_config)
+
+# Pipeline steps replaced or dropped at inference (matched on the end of the type name, so
+# 'mmdet.LoadAnnotations' and 'LoadAnnotations' both count).
+IMAGE_LOADERS = ('LoadImageFromFile', 'LoadImageFromNDArray', 'InferencerLoader')
+ANNOTATION_LOADERS = ('LoadAnnotations', )
+
+
+def _step_type(step: dict) -> str:
+    kind = step['type']
+    return kind if isinstance(kind, str) else kind.__name__
 
 
 @INFERENCERS.register_module()
@@ -29,23 +44,31 @@ class TextSegInferencer(BaseInferencer):
     with any mmevf segmentor that takes the config's test pipeline and fills
     ``pred_instances.masks`` / ``scores`` in ``mode='predict'``.
 
+    Built as mmdet's ``DetInferencer`` is: the test pipeline is an ``mmcv.transforms.Compose``
+    whose image-loading step is mmdet's ``InferencerLoader`` (paths and arrays alike), batches
+    go through :meth:`preprocess` / :meth:`forward` / :meth:`visualize` / :meth:`postprocess`,
+    and pictures are drawn by the config's visualizer (``ReferSegVisualizer.add_datasample``).
+
     Args:
-        model: config file path, or a config name under ``configs/`` (``'evf-tiny_synthref'``).
+        model: config file path, or a config name (``'evf-tiny_synthref'``) found in the
+            checkout's ``configs/`` or, installed, in the package's ``.mim/configs``.
         weights: checkpoint (mmevf / MMEngine ``.pth``, state dict, ``.safetensors``, or an
             official EVF-SAM folder); ``None`` keeps random weights (with a warning).
         tokenizer: tokenizer folder replacing the one of the pipeline's ``TokenizeText``.
         device: ``'cpu'``, ``'cuda'``, ...; ``None`` picks the available one.
         dtype: ``'float32'`` (default), ``'bfloat16'`` or ``'float16'`` weights and inputs.
         bf16: shortcut for ``dtype='bfloat16'``.
-        show_progress: a progress bar over the images.
+        show_progress: a progress bar over the batches.
 
     Example:
         >>> inferencer = TextSegInferencer('evf-tiny_synthref', weights='tiny.pth')
         >>> out = inferencer('img.jpg', ['the red circle', '[semantic] sky'])
         >>> out['predictions'][0]['masks'].shape  # (2, H, W) bool
     """
-    visualize_kwargs = {'return_vis', 'show', 'wait_time', 'img_out_dir'}
-    postprocess_kwargs = {'pred_out_dir'}
+    preprocess_kwargs: set = set()
+    forward_kwargs: set = set()
+    visualize_kwargs: set = {'return_vis', 'show', 'wait_time', 'img_out_dir'}
+    postprocess_kwargs: set = {'pred_out_dir'}
 
     def __init__(self,
                  model: str,
@@ -55,7 +78,7 @@ class TextSegInferencer(BaseInferencer):
                  dtype: Union[str, torch.dtype, None] = None,
                  bf16: bool = False,
                  show_progress: bool = True) -> None:
-        from mmevf.utils.setup_env import register_all_modules
+        from mmevf.engine.runner_setup import register_all_modules
         register_all_modules(init_scope=False)
         init_default_scope('mmevf')
         if isinstance(dtype, str):
@@ -73,7 +96,7 @@ class TextSegInferencer(BaseInferencer):
     def _init_model(self, cfg: ConfigDict, weights: Optional[str],
                     device: str = 'cpu') -> torch.nn.Module:
         # Built from the config only: pretrained files named in it are not read, `weights`
-        # holds every parameter.
+        # holds every parameter (and may be an EVF-SAM folder, which mmengine cannot read).
         model = MODELS.build(cfg.model)
         model.cfg = cfg
         if weights is None:
@@ -82,39 +105,36 @@ class TextSegInferencer(BaseInferencer):
             load_weights(model, weights, self.config_path or 'the config')
         return model.to(device=device, dtype=self.dtype).eval()
 
-    def _init_pipeline(self, cfg: ConfigDict):
-        """The config's test pipeline without its image loading (done by
-        :class:`LoadInferenceImage`) and ground-truth loading."""
+    def _init_pipeline(self, cfg: ConfigDict) -> Compose:
+        """The config's test pipeline, its image loading done by mmdet's ``InferencerLoader``
+        (a path or an array) and its ground-truth loading dropped."""
         steps = cfg.get('test_pipeline') or dataset_pipeline(cfg)
         if not steps:
             raise ValueError('the config has no test pipeline (test_pipeline or '
                              'test_dataloader.dataset.pipeline)')
-        transforms = [LoadInferenceImage()]
-        tokenized = False
-        for step in steps:
-            step = dict(step)
-            kind = step['type'] if isinstance(step['type'], str) else step['type'].__name__
-            if kind.endswith(('LoadImageFromFile', 'LoadImageFromNDArray', 'LoadAnnotations')):
-                continue
-            if kind.endswith('TokenizeText') and self.tokenizer is not None:
+        steps = [copy.deepcopy(dict(step)) for step in steps]  # the config stays as written
+        steps = [s for s in steps if not _step_type(s).endswith(ANNOTATION_LOADERS)]
+        loaders = [i for i, s in enumerate(steps) if _step_type(s).endswith(IMAGE_LOADERS)]
+        if loaders:
+            # keeps the loader's own arguments (backend_args, color_type, ...), as mmdet does
+            steps[loaders[0]]['type'] = 'mmdet.InferencerLoader'
+            steps = [s for i, s in enumerate(steps) if i not in loaders[1:]]
+        else:
+            steps.insert(0, dict(type='mmdet.InferencerLoader'))
+        tokenizers = [s for s in steps if _step_type(s).endswith('TokenizeText')]
+        if self.tokenizer is not None:
+            if not tokenizers:
+                raise ValueError('tokenizer= given, but the test pipeline has no TokenizeText')
+            for step in tokenizers:
                 step['tokenizer'] = str(self.tokenizer)
-                tokenized = True
-            transforms.append(TRANSFORMS.build(step))
-        if self.tokenizer is not None and not tokenized:
-            raise ValueError('tokenizer= given, but the test pipeline has no TokenizeText')
+        return Compose(steps)
 
-        def pipeline(results: dict) -> dict:
-            for transform in transforms:
-                results = transform(results)
-            return results
-
-        return pipeline
-
-    def _init_visualizer(self, cfg: ConfigDict):
-        vis_cfg = dict(cfg.get('visualizer') or dict(type='ReferSegVisualizer'))
+    def _init_visualizer(self, cfg: ConfigDict) -> Optional[Visualizer]:
+        vis_cfg = copy.deepcopy(cfg.get('visualizer')) or ConfigDict(type='ReferSegVisualizer')
         vis_cfg.pop('vis_backends', None)  # pictures are returned / written here, not logged
+        # its own instance name: a runner in this process may own the config's 'visualizer'
         vis_cfg['name'] = f'text_seg_inferencer_{id(self)}'
-        return VISUALIZERS.build(vis_cfg)
+        return super()._init_visualizer(ConfigDict(visualizer=vis_cfg))
 
     # ------------------------------------------------------------------ inputs
     def pair_inputs(self, inputs: Union[ImageType, Sequence[ImageType]],
@@ -124,6 +144,11 @@ class TextSegInferencer(BaseInferencer):
         ``texts``: for one image, a str or a list of str; for several images, a str (the
         same expression everywhere) or one entry (str or list of str) per image. A folder
         stands for the images in it, each getting every expression of a str / list of str.
+
+        Returns:
+            ``dict(img, name, stem, img_id, img_path, text)`` per image: ``img`` the path, or
+            the array as (H, W, 3) uint8 BGR; ``name`` for messages; ``stem`` for file names
+            (unique); ``text`` the list of its expressions.
         """
         images = self._inputs_to_list(inputs)
         from_dir = isinstance(inputs, str) and osp.isdir(inputs)
@@ -148,7 +173,12 @@ class TextSegInferencer(BaseInferencer):
             if isinstance(image, str):
                 if not osp.isfile(image):
                     raise FileNotFoundError(f'image {image} does not exist')
-            elif not isinstance(image, np.ndarray):
+                if osp.getsize(image) == 0:  # mmcv's decoder fails on it without the name
+                    raise ValueError(f'cannot decode image {image}: the file is empty')
+            elif isinstance(image, np.ndarray):
+                # the loader takes arrays as they are: BGR uint8 (H, W, 3) is checked here
+                image = check_array(image, name)
+            else:
                 raise TypeError(f'image #{i}: expected a path or a numpy array, got '
                                 f'{type(image).__name__}')
             if not expressions:
@@ -166,6 +196,27 @@ class TextSegInferencer(BaseInferencer):
                               img_path=image if isinstance(image, str) else None,
                               text=list(expressions)))
         return items
+
+    def _load(self, item: dict) -> dict:
+        """One item of :meth:`pair_inputs` through the pipeline -> ``dict(inputs,
+        data_samples)``; a file that does not decode is named."""
+        # InferencerLoader reads `img_path` from disk and takes `img` as the loaded array
+        results = dict(text=list(item['text']), img_id=item['img_id'])
+        if item['img_path'] is None:
+            results['img'] = item['img']
+        else:
+            results['img_path'] = item['img_path']
+        try:
+            packed = self.pipeline(results)
+        except AssertionError as err:
+            # mmcv's LoadImageFromFile asserts that cv2 decoded something
+            if item['img_path'] is None or 'failed to load image' not in str(err):
+                raise
+            packed = None
+        if packed is None:  # also a loader with ignore_empty=True
+            raise ValueError(f'cannot decode image {item["name"]}: not an image file, or '
+                             f'corrupt')
+        return packed
 
     # ------------------------------------------------------------------ running
     def __call__(self,
@@ -189,24 +240,38 @@ class TextSegInferencer(BaseInferencer):
 
         Returns:
             ``dict(predictions=[...], visualization=[...] or None)``, one entry per image:
-            ``dict(img_path, texts, masks=(N, H, W) bool array at the original size,
+            ``dict(img_path, stem, texts, masks=(N, H, W) bool array at the original size,
             scores=[N floats])`` and a list of N drawings.
         """
         items = self.pair_inputs(inputs, texts)
-        batches = self.preprocess(items, batch_size=batch_size)
+        batches: Iterable[dict] = self.preprocess(items, batch_size=batch_size)
         if self.show_progress:
             batches = track(batches, description='Inference',
                             total=math.ceil(len(items) / batch_size))
-        preds = []
-        for data in batches:
-            preds.extend(self.forward(data))
-        for pred, item in zip(preds, items):
-            pred.set_metainfo(dict(stem=item['stem']))
         img_out_dir = osp.join(out_dir, 'vis') if out_dir else ''
-        visualization = self.visualize(items, preds, return_vis=return_vis, show=show,
-                                       wait_time=wait_time, img_out_dir=img_out_dir)
-        return self.postprocess(preds, visualization, return_datasamples,
-                                pred_out_dir=out_dir)
+        results: Dict[str, list] = dict(predictions=[], visualization=[])
+        # As DetInferencer: draw and write each batch as it comes, not after the whole run.
+        for start, data in zip(range(0, len(items), batch_size), batches):
+            batch_items = items[start:start + batch_size]
+            preds = self.forward(data)
+            for pred, item in zip(preds, batch_items):
+                pred.set_metainfo(dict(stem=item['stem']))
+            visualization = self.visualize(batch_items, preds, return_vis=return_vis,
+                                           show=show, wait_time=wait_time,
+                                           img_out_dir=img_out_dir)
+            batch_results = self.postprocess(preds, visualization, return_datasamples,
+                                             pred_out_dir=out_dir)
+            results['predictions'].extend(batch_results['predictions'])
+            results['visualization'].extend(batch_results['visualization'] or [])
+        return dict(predictions=results['predictions'],
+                    visualization=results['visualization'] if return_vis else None)
+
+    def preprocess(self, inputs: List[dict], batch_size: int = 1,
+                   **kwargs) -> Iterator[dict]:
+        """Items of :meth:`pair_inputs` -> collated batches of ``batch_size`` images, each
+        ``dict(inputs=[...], data_samples=[...])`` as ``model.test_step`` takes them."""
+        chunks = self._get_chunk_data(map(self._load, inputs), batch_size)
+        yield from map(self.collate_fn, chunks)
 
     def forward(self, inputs: dict, **kwargs) -> list:
         with torch.inference_mode():
@@ -215,26 +280,34 @@ class TextSegInferencer(BaseInferencer):
     def visualize(self, inputs: List[dict], preds: list, return_vis: bool = False,
                   show: bool = False, wait_time: float = 0.,
                   img_out_dir: str = '') -> Optional[List[List[np.ndarray]]]:
-        """One drawing per expression: mask over the image, expression on top (RGB)."""
+        """One drawing per expression, by the visualizer's ``add_datasample``: the mask over
+        the image, the expression on top; written as ``img_out_dir/{stem}_{i}.png``.
+
+        Returns:
+            with ``return_vis``, per image a list of (H, W, 3) RGB uint8 drawings, else None.
+        """
         if not (return_vis or show or img_out_dir):
             return None
         drawings = []
         for item, pred in zip(inputs, preds):
-            image = item['img'] if isinstance(item['img'], np.ndarray) else mmcv.imread(
-                item['img'])
-            image = check_array(image, item['name'])[..., ::-1]  # BGR -> RGB
-            masks = pred.pred_instances.masks.cpu().numpy()
+            if item['img_path'] is None:
+                image = item['img'][..., ::-1]  # checked BGR array -> RGB
+            else:
+                image = mmcv.imread(item['img_path'], channel_order='rgb')
             drawn = []
             for i, text in enumerate(pred.text):
-                drawing = self.visualizer.draw_expression(image, text, masks[i])
-                if show:
-                    self.visualizer.show(drawing, win_name=f'{item["name"]}: {text}',
-                                         wait_time=wait_time)
+                # One expression per call, so that `get_image()` (the last drawing, as in
+                # DetInferencer) is this expression's picture.
+                single = pred.new(metainfo=dict(text=[text]),
+                                  pred_instances=pred.pred_instances[i:i + 1])
+                self.visualizer.add_datasample(item['name'], image, single, draw_gt=False,
+                                               show=show, wait_time=wait_time)
+                drawing = self.visualizer.get_image()
                 if img_out_dir:
                     mmcv.imwrite(drawing[..., ::-1],
                                  osp.join(img_out_dir, f'{item["stem"]}_{i}.png'))
                 drawn.append(drawing)
-            drawings.append(drawn if return_vis else None)
+            drawings.append(drawn)
         return drawings if return_vis else None
 
     def postprocess(self, preds: list, visualization: Optional[list],
@@ -243,18 +316,25 @@ class TextSegInferencer(BaseInferencer):
         ``pred_out_dir`` (``masks/`` PNGs, ``preds/`` JSON) if given."""
         results = []
         for index, pred in enumerate(preds):
-            result = dict(img_path=pred.get('img_path'), stem=pred.get('stem', f'{index:08d}'),
-                          texts=list(pred.text),
-                          masks=pred.pred_instances.masks.cpu().numpy().astype(bool),
-                          scores=pred.pred_instances.scores.float().cpu().tolist())
+            result = self.pred2dict(pred, index)
             if pred_out_dir:
-                self._write(result, pred_out_dir)
+                self.save_pred(result, pred_out_dir)
             results.append(result)
         return dict(predictions=preds if return_datasample else results,
                     visualization=visualization)
 
     @staticmethod
-    def _write(result: dict, out_dir: str) -> None:
+    def pred2dict(pred: BaseDataElement, index: int = 0) -> dict:
+        """A data sample -> ``dict(img_path, stem, texts, masks, scores)``; ``masks`` (N, H, W)
+        bool at the original size, ``scores`` N floats."""
+        return dict(img_path=pred.get('img_path'), stem=pred.get('stem', f'{index:08d}'),
+                    texts=list(pred.text),
+                    masks=pred.pred_instances.masks.cpu().numpy().astype(bool),
+                    scores=pred.pred_instances.scores.float().cpu().tolist())
+
+    @staticmethod
+    def save_pred(result: dict, out_dir: str) -> None:
+        """``masks/{stem}_{i}.png`` (0 / 255) and ``preds/{stem}.json`` under ``out_dir``."""
         stem, files = result['stem'], []
         for i, mask in enumerate(result['masks']):
             files.append(osp.join('masks', f'{stem}_{i}.png'))

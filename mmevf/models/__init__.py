@@ -6,4 +6,3 @@ from .necks import *  # noqa: F401,F403
 from .sam import *  # noqa: F401,F403
 from .segmentors import *  # noqa: F401,F403
 from .text_encoders import *  # noqa: F401,F403
-from .utils.pretrained_init import PretrainedWeights  # noqa: F401

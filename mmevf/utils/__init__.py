@@ -1,7 +1,4 @@
-from .compat import load_checkpoint_file, setup_cpu_distributed
-from .setup_env import build_runner, load_config, register_all_modules
+"""mmevf's bottom layer: helpers with no mmevf dependency, imported by models and datasets."""
+from .tokenizer import build_tokenizer
 
-__all__ = [
-    'build_runner', 'load_checkpoint_file', 'load_config', 'register_all_modules',
-    'setup_cpu_distributed'
-]
+__all__ = ['build_tokenizer']

@@ -21,10 +21,10 @@ class ReferSegVisualizer(Visualizer):
                         pred_mask: Optional[np.ndarray] = None,
                         gt_mask: Optional[np.ndarray] = None) -> np.ndarray:
         """(H, W, 3) RGB uint8 image + (H, W) bool masks -> (H, W, 3) RGB drawing."""
-        drawn = image.astype(np.float32)
-        if pred_mask is not None:
-            drawn[pred_mask] = 0.5 * drawn[pred_mask] + 0.5 * np.array(PRED_COLOR)
-        self.set_image(drawn.astype(np.uint8))
+        self.set_image(image)
+        # the prediction half-blended with its colour, the ground truth lighter on top
+        if pred_mask is not None and pred_mask.any():
+            self.draw_binary_masks(pred_mask.astype(bool)[None], colors=[PRED_COLOR], alphas=0.5)
         if gt_mask is not None and gt_mask.any():
             self.draw_binary_masks(gt_mask[None], colors=[GT_COLOR], alphas=0.25)
         font_size = max(8, min(image.shape[:2]) // 20)

@@ -12,7 +12,7 @@ from mmengine.config import Config
 
 from mmevf.apis import TextSegInferencer, resolve_config
 from mmevf.registry import MODELS
-from mmevf.utils.setup_env import register_all_modules
+from mmevf.engine.runner_setup import register_all_modules
 from mmevf.utils.tokenizer import build_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -218,3 +218,54 @@ def test_folder_input(inferencer, images, tmp_path):
     (tmp_path / 'sub').mkdir()
     with pytest.raises(ValueError, match='no image in .*sub'):
         inferencer(str(tmp_path / 'sub'), 'x')
+
+
+def test_pipeline_and_drawing_follow_det_inferencer(inferencer, images, monkeypatch):
+    """The test pipeline as an mmcv ``Compose`` whose loading step is mmdet's
+    ``InferencerLoader`` (no ground-truth loading); pictures come from the visualizer's
+    ``add_datasample``, one expression per call."""
+    from mmcv.transforms import Compose
+    from mmdet.datasets.transforms import InferencerLoader
+    pipeline = inferencer.pipeline
+    assert isinstance(pipeline, Compose) and isinstance(pipeline.transforms[0], InferencerLoader)
+    names = [type(t).__name__ for t in pipeline.transforms]
+    assert names.count('InferencerLoader') == 1 and 'LoadAnnotations' not in names
+    assert 'TokenizeText' in names and names[-1] == 'PackReferInputs'
+
+    calls = []
+    add_datasample = inferencer.visualizer.add_datasample
+
+    def spy(name, image, data_sample, **kwargs):
+        calls.append((name, image.shape, list(data_sample.text), len(data_sample.pred_instances),
+                      kwargs['draw_gt']))
+        return add_datasample(name, image, data_sample, **kwargs)
+
+    monkeypatch.setattr(inferencer.visualizer, 'add_datasample', spy)
+    out = inferencer(images[0], ['red circle', 'blue square'], return_vis=True)
+    shape = mmcv.imread(images[0]).shape
+    assert calls == [(images[0], shape, ['red circle'], 1, False),
+                     (images[0], shape, ['blue square'], 1, False)]
+    assert [d.shape for d in out['visualization'][0]] == [shape, shape]
+
+
+def test_config_root_without_checkout(tmp_path, monkeypatch):
+    """Installed from a wheel, config names resolve in the package's ``.mim/configs``; a
+    ``configs/`` folder next to the package that is not a checkout (no setup.py) is not ours."""
+    import mmevf.apis.inference_inputs as inference_inputs
+    package = tmp_path / 'site-packages' / 'mmevf'
+    shipped = package / '.mim' / 'configs'
+    (shipped / 'evf_sam').mkdir(parents=True)
+    (shipped / '_base_').mkdir()
+    (shipped / 'evf_sam' / 'shipped_cfg.py').write_text("_base_ = ['../_base_/base.py']\n")
+    (shipped / '_base_' / 'base.py').write_text('value = 3\n')
+    (tmp_path / 'site-packages' / 'configs').mkdir()  # another distribution's folder
+    (tmp_path / 'site-packages' / 'configs' / 'shipped_cfg.py').write_text('value = 0\n')
+    monkeypatch.setattr(inference_inputs, 'PACKAGE_DIR', str(package))
+    assert inference_inputs.config_root() == str(shipped)
+    path = resolve_config('shipped_cfg')
+    assert path == str(shipped / 'evf_sam' / 'shipped_cfg.py')
+    assert Config.fromfile(path).value == 3  # its _base_ read from .mim too
+    with pytest.raises(FileNotFoundError, match=r'\.mim.configs; did you mean shipped_cfg'):
+        resolve_config('shiped_cfg')
+    with pytest.raises(FileNotFoundError):
+        resolve_config('base')  # _base_ fragments are not config names

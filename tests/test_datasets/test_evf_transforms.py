@@ -9,8 +9,8 @@ from mmdet.structures.mask import BitmapMasks
 from segment_anything.utils.transforms import ResizeLongestSide
 from torchvision import transforms as T
 
-from mmevf.datasets.transforms import EVFResize, PackReferInputs, TokenizeText
-from mmevf.models.data_preprocessors import EVFDataPreprocessor
+from mmevf.datasets.transforms import SAMResize, PackReferInputs, TokenizeText
+from mmevf.models.data_preprocessors import SAMDataPreprocessor
 from mmevf.utils.tokenizer import build_tokenizer
 
 
@@ -22,7 +22,7 @@ def random_image(h: int, w: int, seed: int = 0) -> np.ndarray:
 def test_image_branches_match_official_preprocessing(shape):
     bgr = random_image(*shape)
     rgb = bgr[..., ::-1].copy()
-    results = EVFResize()(dict(img=bgr.copy()))
+    results = SAMResize()(dict(img=bgr.copy()))
 
     # SAM branch: segment_anything's ResizeLongestSide on the RGB image (Pillow bilinear).
     sam = ResizeLongestSide(1024).apply_image(rgb)
@@ -36,7 +36,7 @@ def test_image_branches_match_official_preprocessing(shape):
 
 def test_data_preprocessor_normalises_pads_and_batches_text():
     bgr = random_image(300, 200)
-    results = EVFResize(sam_size=64, beit_size=32)(dict(img=bgr))
+    results = SAMResize(sam_size=64, beit_size=32)(dict(img=bgr))
     results.update(
         img_id=1, img_path='a.jpg', ori_shape=(300, 200), text=['a', 'b c'],
         text_ids=[[0, 5, 2], [0, 6, 7, 8, 2]],
@@ -44,7 +44,7 @@ def test_data_preprocessor_normalises_pads_and_batches_text():
     packed = PackReferInputs()(results)
     second = PackReferInputs()(dict(results, text=['d'], text_ids=[[0, 9, 2]]))
     from mmengine.dataset import pseudo_collate
-    preprocessor = EVFDataPreprocessor(pad_size=64, pad_token_id=1)
+    preprocessor = SAMDataPreprocessor(pad_size=64, pad_token_id=1)
     out = preprocessor(pseudo_collate([packed, second]))
     inputs = out['inputs']
     assert inputs['img'].shape == (2, 3, 64, 64)
@@ -61,17 +61,17 @@ def test_data_preprocessor_normalises_pads_and_batches_text():
     assert inputs['expr_image_index'].tolist() == [0, 0, 1]
     assert out['data_samples'][0].batch_input_shape == (64, 64)
 
-    # A model converted to bf16 gets bf16 inputs from its data preprocessor.
+    # Inputs stay float32 whatever the preprocessor's buffers are: the segmentor casts them to
+    # its weights' dtype (no link from the preprocessor to its model).
     out = preprocessor.to(torch.bfloat16)(pseudo_collate([packed]))
-    assert out['inputs']['img'].dtype == torch.bfloat16
-    assert out['inputs']['beit_img'].dtype == torch.bfloat16
+    assert out['inputs']['img'].dtype == out['inputs']['beit_img'].dtype == torch.float32
 
     # Masks without texts (SAMPretrainer) batch without text inputs; a mixed batch is refused.
     untexted = PackReferInputs()({k: v for k, v in results.items() if k != 'text_ids'})
-    out = EVFDataPreprocessor(pad_size=64)(pseudo_collate([untexted, untexted]))
+    out = SAMDataPreprocessor(pad_size=64)(pseudo_collate([untexted, untexted]))
     assert set(out['inputs']) == {'img', 'beit_img'}
     with pytest.raises(ValueError, match='text_ids'):
-        EVFDataPreprocessor(pad_size=64)(pseudo_collate([packed, untexted]))
+        SAMDataPreprocessor(pad_size=64)(pseudo_collate([packed, untexted]))
 
 
 def test_xlmr_ids_are_sentencepiece_ids_plus_one(xlmr_tokenizer_dir, tmp_path):
@@ -114,11 +114,11 @@ def test_tokenizer_folder_errors(tmp_path):
 def test_no_beit_view_for_models_without_one():
     """beit_size=None (DIT): no BEiT-3 image is made, packed or batched."""
     img = np.random.default_rng(0).integers(0, 256, (120, 90, 3), dtype=np.uint8)
-    results = EVFResize(sam_size=64, beit_size=None)(dict(img=img, text=['a'],
+    results = SAMResize(sam_size=64, beit_size=None)(dict(img=img, text=['a'],
                                                           text_ids=[torch.tensor([0, 5, 2])]))
     assert 'beit_img' not in results and results['img'].shape[:2] == (64, 48)
     packed = PackReferInputs()(results)
     assert set(packed['inputs']) == {'img'}
-    batch = EVFDataPreprocessor(pad_size=64)(dict(inputs=dict(img=[packed['inputs']['img']]),
+    batch = SAMDataPreprocessor(pad_size=64)(dict(inputs=dict(img=[packed['inputs']['img']]),
                                                  data_samples=[packed['data_samples']]))
     assert set(batch['inputs']) == {'img', 'text_ids', 'text_padding_mask', 'expr_image_index'}

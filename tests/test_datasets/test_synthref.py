@@ -1,7 +1,7 @@
 """SynthRef's expressions: each names exactly one object of its scene, with a clear margin."""
 import numpy as np
 
-from mmevf.datasets.synthref import describe, make_synthref, place_objects, shape_polygon
+from tools.dataset_converters.synthref import describe, make_synthref, place_objects, shape_polygon
 from mmevf.utils.tokenizer import build_tokenizer
 
 

@@ -5,11 +5,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from mmengine.fileio import get_file_backend
+from mmengine.fileio import LocalBackend, get_file_backend
 
 import mmevf  # noqa: F401  (registers the atomic local backend)
+from mmevf.checkpoint import ATOMIC_BACKEND_ARGS, AtomicLocalBackend
 from mmevf.engine import InvalidLossHook
-from mmevf.utils.atomic_io import AtomicLocalBackend
 
 
 @pytest.mark.parametrize('value', [float('nan'), float('inf')])
@@ -24,7 +24,9 @@ def test_invalid_loss_names_the_iteration(value):
 
 def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     path = tmp_path / 'work' / 'iter_10.pth'
-    backend = get_file_backend(str(path))
+    # only checkpoint writes (which ask for it) are atomic; other local files keep mmengine's
+    assert type(get_file_backend(str(path))) is LocalBackend
+    backend = get_file_backend(str(path), backend_args=ATOMIC_BACKEND_ARGS)
     assert isinstance(backend, AtomicLocalBackend)
     backend.put(b'complete checkpoint', str(path))
     assert path.read_bytes() == b'complete checkpoint'

@@ -11,7 +11,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader, Runner
 
 import mmevf  # noqa: F401  (registers the checkpoint loader)
-from mmevf.utils import load_checkpoint_file
+from mmevf.checkpoint import load_local_checkpoint as load_checkpoint_file
 
 CONFIG = Path(__file__).resolve().parents[1] / 'fixtures' / 'configs' / 'toy_regression.py'
 

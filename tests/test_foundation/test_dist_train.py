@@ -11,7 +11,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmevf.utils import load_checkpoint_file, setup_cpu_distributed
+from mmevf.checkpoint import load_local_checkpoint as load_checkpoint_file
+from mmevf.compat import setup_cpu_distributed
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = 'tests/fixtures/configs/toy_regression.py'

@@ -21,4 +21,5 @@ def test_ablation_switches_change_trainable_counts(repo_root):
     frozen_mm = count(str(repo_root / 'configs/evf_sam/ablations/'
                           'evf-beit3l_sam-h_refcoco_frozen-mm-encoder.py'))
     assert frozen_mm['total'] == base['total']
-    assert base['trainable'] - frozen_mm['trainable'] == 672_702_464  # BEiT-3-L
+    # Tab. 4 row 1 freezes BEiT-3-L (672,702,464) and SAM's prompt encoder (6,220)
+    assert base['trainable'] - frozen_mm['trainable'] == 672_702_464 + 6_220

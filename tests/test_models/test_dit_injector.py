@@ -278,23 +278,14 @@ def test_zero_init_projections_receive_gradients():
             assert not inj.pre_proj.weight.grad.any()
 
 
-def test_p8_pos_embed_resized_bicubic():
-    """An encoder built at 320 (20x20 pos_embed) run at 160 -> 10x10 grid (at 1024 -> 512:
-    64x64 -> 32x32), pos_embed as F.interpolate(bicubic, align_corners=False)."""
+def test_p8_grid_must_match_the_encoder():
+    """pos_embed is not resized on every forward: an encoder built at 320 refuses 160² images
+    and says how to build it (official tables are resized once at load, see
+    tests/test_models/test_pretrained_init.py and test_dit_sam.py)."""
     enc = make_encoder(320)
-    inj = make_injector()
     images, feats, mask = inputs(160)
-    with torch.no_grad():
-        out = inj(enc, images, feats, mask)
-        resized = inj.resized_pos_embed(enc.pos_embed, (10, 10))
-    assert out.shape == (2, 32, 10, 10)
-    ref = F.interpolate(enc.pos_embed.permute(0, 3, 1, 2), (10, 10), mode='bicubic',
-                        align_corners=False).permute(0, 2, 3, 1)
-    assert torch.equal(resized, ref)
-    assert inj.resized_pos_embed(enc.pos_embed, (20, 20)) is enc.pos_embed
-    with torch.no_grad():
-        ref_out = naive_dit(global_copy(enc), inj, images, feats, mask, windows=False)
-    torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match='build it at img_size=160'):
+        make_injector()(enc, images, feats, mask)
 
 
 def test_checkpointing_matches_plain():

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmcv.transforms import Compose
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
@@ -73,7 +74,7 @@ def test_tiny_bert_and_vocab_offline(bert_vocab, tmp_path):
     last.load_state_dict(enc.state_dict())
     torch.testing.assert_close(last(ids['input_ids'], pad)[0], ref.last_hidden_state)
     assert enc.unused_parameter_prefixes() == ('bert.pooler.', 'bert.encoder.layer.1.')
-    # a transformers folder loads strictly through `pretrained` in init_weights
+    # a transformers folder loads strictly through `pretrained` (init_cfg, 'bert' layout)
     BertModel(BertConfig(**BERT_TINY)).save_pretrained(str(tmp_path / 'bert'))
     loaded = BertTextEncoder(config=BERT_TINY, pretrained=str(tmp_path / 'bert'), output_layer=2)
     loaded.init_weights()
@@ -82,7 +83,7 @@ def test_tiny_bert_and_vocab_offline(bert_vocab, tmp_path):
     with pytest.raises(FileNotFoundError, match='config.json'):
         BertTextEncoder(config=BERT_TINY, pretrained=str(tmp_path / 'none'),
                         output_layer=2).init_weights()
-    with pytest.raises(ValueError, match='hidden_size'):
+    with pytest.raises(ValueError, match='does not fit BertTextEncoder: shape mismatch'):
         BertTextEncoder(config=dict(BERT_TINY, hidden_size=32),
                         pretrained=str(tmp_path / 'bert'), output_layer=2).init_weights()
     with pytest.raises(ValueError, match='output_layer'):
@@ -103,7 +104,7 @@ def test_official_sam_vit_b_checkpoint_loads_strictly(tmp_path):
     torch.save(official, path)
     init_default_scope('mmevf')
     cfg = Config.fromfile(str(ROOT / 'configs/dit/l-dit_sam-b_bert-base_refcoco.py')).model
-    cfg.image_encoder.pretrained = cfg.prompt_head.pretrained = str(path)
+    cfg.image_encoder.init_cfg.checkpoint = cfg.prompt_head.init_cfg.checkpoint = str(path)
     cfg.text_encoder = dict(type='BertTextEncoder', config=BERT_TINY, output_layer=2)
     model = MODELS.build(cfg)
     model.init_weights()
@@ -111,9 +112,17 @@ def test_official_sam_vit_b_checkpoint_loads_strictly(tmp_path):
     sam_keys = {k: k.replace('prompt_head.', '', 1) for k in mine
                 if k.startswith(('image_encoder.', 'prompt_head.'))}
     assert set(sam_keys.values()) == set(official)  # SAM's keys, nothing added or missing
+    # built at 512: SAM's 1024² position tables are resized once, at load
+    resized = {k for k, o in sam_keys.items() if mine[k].shape != official[o].shape}
+    assert resized == {'image_encoder.pos_embed'} | {
+        f'image_encoder.blocks.{i}.attn.rel_pos_{a}' for i in (2, 5, 8, 11) for a in 'hw'}
     for key, official_key in sam_keys.items():
-        assert torch.equal(mine[key], official[official_key]), key
-    assert mine['image_encoder.pos_embed'].shape == (1, 64, 64, 768)
+        if key not in resized:
+            assert torch.equal(mine[key], official[official_key]), key
+    pos = F.interpolate(official['image_encoder.pos_embed'].permute(0, 3, 1, 2), (32, 32),
+                        mode='bicubic', align_corners=False).permute(0, 2, 3, 1)
+    assert torch.equal(mine['image_encoder.pos_embed'], pos)
+    assert mine['image_encoder.blocks.2.attn.rel_pos_h'].shape == (63, 64)
     new = {k.split('.')[0] for k in mine if k not in sam_keys}
     assert new == {'text_encoder', 'injector', 'text_to_prompt'}
     assert model.prompt_head.prompt_encoder.get_dense_pe().shape[-2:] == (32, 32)

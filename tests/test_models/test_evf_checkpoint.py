@@ -5,8 +5,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from mmevf.models.utils.evf_checkpoint import (convert_evf_sam_state_dict, read_evf_sam_folder,
-                                               weight_files)
+from mmevf.checkpoint.io import shard_files as weight_files
+from mmevf.checkpoint.layouts import convert_evf_sam_state_dict, read_evf_sam_folder
 
 STATE = {
     'visual_model.image_encoder.pos_embed': torch.randn(1, 4, 4, 8),

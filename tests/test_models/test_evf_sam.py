@@ -62,7 +62,7 @@ def official_modules():
 def mmevf_model_cfg(tokenizer_pad_id: int = 1) -> dict:
     return dict(
         type='EVFSAM',
-        data_preprocessor=dict(type='EVFDataPreprocessor', pad_token_id=tokenizer_pad_id),
+        data_preprocessor=dict(type='SAMDataPreprocessor', pad_token_id=tokenizer_pad_id),
         image_encoder=dict(
             type='SAMImageEncoder', img_size=1024, window_size=14, mlp_ratio=2,
             out_chans=PROMPT_DIM,
@@ -156,7 +156,7 @@ def test_converted_checkpoint_gives_official_masks(official_folder, converted, p
     tokenizer_dir = str(converted.parent / 'evf_sam_tiny_tokenizer')
     pipeline = Compose([
         dict(type='LoadImageFromFile'),
-        dict(type='EVFResize'),
+        dict(type='SAMResize'),
         dict(type='TokenizeText', tokenizer=tokenizer_dir),
         dict(type='PackReferInputs'),
     ])
@@ -184,7 +184,7 @@ def training_sample(photo: Path, tokenizer_dir: Path) -> dict:
     """The photo with two expressions and a square ground-truth mask each, packed."""
     init_default_scope('mmevf')
     pipeline = Compose([
-        dict(type='LoadImageFromFile'), dict(type='EVFResize'),
+        dict(type='LoadImageFromFile'), dict(type='SAMResize'),
         dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
         dict(type='TokenizeText', tokenizer=str(tokenizer_dir)), dict(type='PackReferInputs')])
     polygon = [[100., 100., 300., 100., 300., 300., 100., 300.]]
@@ -230,7 +230,7 @@ def test_text_only_baseline_ignores_the_image(photo, xlmr_tokenizer_dir):
     model = MODELS.build(dict(mmevf_model_cfg(), mm_encoder_image=False,
                               projector=dict(type='EVFProjector', out_channels=PROMPT_DIM,
                                              token='text_cls'))).eval()
-    pipeline = Compose([dict(type='LoadImageFromFile'), dict(type='EVFResize'),
+    pipeline = Compose([dict(type='LoadImageFromFile'), dict(type='SAMResize'),
                         dict(type='TokenizeText', tokenizer=str(xlmr_tokenizer_dir)),
                         dict(type='PackReferInputs')])
     data = model.data_preprocessor(pseudo_collate([pipeline(dict(img_path=str(photo),
@@ -244,7 +244,8 @@ def test_text_only_baseline_ignores_the_image(photo, xlmr_tokenizer_dir):
 
 def test_parameters_only_bf16_cast_as_deepspeed(photo, xlmr_tokenizer_dir):
     """DeepSpeed bf16 casts the parameters and keeps every buffer (the preprocessor's mean /
-    std, SAM's positional-encoding matrix) in fp32: inputs still follow the weights."""
+    std, SAM's positional-encoding matrix) in fp32: the model casts its inputs to its weights'
+    dtype (the bf16 frozen image encoder would refuse float32 images)."""
     init_default_scope('mmevf')
     model = MODELS.build(mmevf_model_cfg()).train()
     for param in model.parameters():
@@ -252,7 +253,7 @@ def test_parameters_only_bf16_cast_as_deepspeed(photo, xlmr_tokenizer_dir):
     assert model.data_preprocessor.mean.dtype == torch.float32
     sample = training_sample(photo, xlmr_tokenizer_dir)
     data = model.data_preprocessor(pseudo_collate([sample]), training=True)
-    assert data['inputs']['img'].dtype == data['inputs']['beit_img'].dtype == torch.bfloat16
+    assert data['inputs']['img'].dtype == data['inputs']['beit_img'].dtype == torch.float32
     losses = model(**data, mode='loss')
     sum(losses.values()).backward()
     assert all(torch.isfinite(v) for v in losses.values())

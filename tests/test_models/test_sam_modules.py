@@ -200,11 +200,11 @@ def test_low_precision(modules):
 def test_wrong_shape_names_key(sam_file, tmp_path):
     sam, _ = sam_file
     state = sam.state_dict()
-    state['image_encoder.pos_embed'] = torch.zeros(1, 4, 4, 32)
+    state['image_encoder.pos_embed'] = torch.zeros(1, 4, 4, 8)  # another width: not resizable
     state['mask_decoder.iou_token.weight'] = torch.zeros(1, 16)
     path = str(tmp_path / 'bad.pth')
     torch.save(state, path)
-    with pytest.raises(ValueError, match=r'pos_embed: file \(1, 4, 4, 32\) vs model'):
+    with pytest.raises(ValueError, match=r'pos_embed: file \(1, 4, 4, 8\) vs model'):
         SAMImageEncoder(**ENCODER_CFG, pretrained=path).init_weights()
     with pytest.raises(ValueError, match=r'mask_decoder.iou_token.weight: file \(1, 16\)'):
         SAMPromptHead(**HEAD_CFG, pretrained=path).init_weights()

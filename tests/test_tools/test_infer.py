@@ -10,7 +10,7 @@ from mmengine.config import Config
 
 from mmevf.apis import resolve_config
 from mmevf.registry import MODELS
-from mmevf.utils.setup_env import register_all_modules
+from mmevf.engine.runner_setup import register_all_modules
 from tests.conftest import load_tool
 
 

@@ -20,6 +20,7 @@ machine load hit all alike; medians are reported. The output ends with one line 
 import argparse
 import os.path as osp
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -29,9 +30,12 @@ import numpy as np
 import torch
 
 from mmevf.apis import TextSegInferencer
-from mmevf.datasets.synthref import train_tokenizer
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:  # SynthRef's tokenizer trainer is imported from the repository root
+    sys.path.insert(0, ROOT)
+from tools.dataset_converters.synthref import train_tokenizer  # noqa: E402
+
 DEFAULT_CONFIG = osp.join(ROOT, 'configs/evf_sam/evf-beit3b_sam-b_refcoco.py')
 # RefCOCO-like expressions (val: ~7.2 per image, ~3.6 words each)
 EXPRESSIONS = ['man in red shirt', 'left zebra', 'the woman on the right', 'small dog',

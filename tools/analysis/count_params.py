@@ -6,16 +6,17 @@ The model is built on the ``meta`` device (no memory, no weights loaded), so pap
 models are counted in seconds.
 """
 import argparse
-from collections import defaultdict
+from typing import Dict, Optional
 
 import torch
+from mmengine.analysis import parameter_count
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
 from mmevf.registry import MODELS
 
 
-def count(config: str, cfg_options: dict = None) -> dict:
+def count(config: str, cfg_options: Optional[dict] = None) -> dict:
     """``{'total': n, 'trainable': n, 'modules': {child name: (total, trainable)}}``."""
     cfg = Config.fromfile(config)
     if cfg_options:
@@ -23,15 +24,19 @@ def count(config: str, cfg_options: dict = None) -> dict:
     init_default_scope(cfg.get('default_scope', 'mmevf'))
     with torch.device('meta'):
         model = MODELS.build(cfg.model)
-    modules = defaultdict(lambda: [0, 0])
+    # mmengine counts every module prefix ('' = the model); the top-level names, in the order
+    # of named_parameters(), are the children (or the model's own parameters)
+    totals = parameter_count(model)
+    # mmengine has no trainable-only count: the same prefixes over requires_grad parameters
+    trainable: Dict[str, int] = dict.fromkeys(totals, 0)
     for name, param in model.named_parameters():
-        entry = modules[name.split('.')[0]]
-        entry[0] += param.numel()
-        entry[1] += param.numel() if param.requires_grad else 0
+        if param.requires_grad:
+            trainable[name.split('.')[0]] += param.numel()
+    modules = {k: (v, trainable[k]) for k, v in totals.items() if k and '.' not in k}
     return dict(
-        total=sum(v[0] for v in modules.values()),
+        total=totals[''],
         trainable=sum(v[1] for v in modules.values()),
-        modules={k: tuple(v) for k, v in modules.items()})
+        modules=modules)
 
 
 def main() -> None:

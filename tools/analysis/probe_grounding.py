@@ -32,7 +32,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from torch import nn
 
-from mmevf.datasets.transforms.evf_resize import EVFResize
+from mmevf.datasets.transforms import SAMResize
 from mmevf.registry import DATASETS, MODELS
 from mmevf.utils.tokenizer import build_tokenizer
 
@@ -77,7 +77,7 @@ class ProbeData:
 
     def __init__(self, tokenizer_path: str, img_size: int) -> None:
         self.tokenizer = build_tokenizer(tokenizer_path)
-        self.resize = EVFResize(beit_size=img_size)  # the view EVF-SAM's pipeline gives
+        self.resize = SAMResize(beit_size=img_size)  # the view EVF-SAM's pipeline gives
         # SynthRef fits whole; at 224² 2048 views take 1.2 GB
         self.view = functools.lru_cache(maxsize=2048)(self._read_view)
 

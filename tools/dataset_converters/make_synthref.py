@@ -4,8 +4,12 @@
 """
 import argparse
 import os.path as osp
+import sys
 
-from mmevf.datasets.synthref import make_synthref
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:  # the generator is imported from the repository root
+    sys.path.insert(0, ROOT)
+from tools.dataset_converters.synthref import make_synthref  # noqa: E402
 
 
 def main() -> None:

@@ -4,7 +4,8 @@
 # segment-anything, transformers, deepspeed, test-only references, then mmevf itself (-e).
 # Safe to re-run: every step skips what is already there.
 #
-# Environment: VENV (default: <repo>/.venv), PYTHON_BOOTSTRAP (default: python3),
+# Environment: VENV (default: <repo>/.venv; a relative path is taken from the cwd),
+#   PYTHON_BOOTSTRAP (default: python3),
 #   TORCH_SPEC (default: "torch==2.14.1 torchvision==0.29.1"; on a GPU machine give the
 #   build matching your CUDA, e.g. TORCH_SPEC="torch==2.14.1 torchvision==0.29.1
 #   --index-url https://download.pytorch.org/whl/cu130").
@@ -12,6 +13,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VENV=${VENV:-$ROOT/.venv}
+# install_mmcv.sh runs python from inside the unpacked sdist: never hand it a relative path.
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV";; esac
 TORCH_SPEC=${TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
 PY="$VENV/bin/python"
 

@@ -15,8 +15,9 @@ import shutil
 
 from mmengine.runner import save_checkpoint
 
-from mmevf.models.utils.evf_checkpoint import (TOKENIZER_FILES, convert_evf_sam_state_dict,
-                                               describe_evf_config, read_evf_sam_folder)
+from mmevf.checkpoint import ATOMIC_BACKEND_ARGS
+from mmevf.checkpoint.layouts import (TOKENIZER_FILES, convert_evf_sam_state_dict,
+                                      describe_evf_config, read_evf_sam_folder)
 
 
 def tokenizer_dir(dst: str) -> str:
@@ -38,10 +39,10 @@ def main() -> None:
     state_dict = convert_evf_sam_state_dict(state, source=args.src)
     arch = describe_evf_config(config)
 
-    # through mmevf's atomic file backend: a crash never leaves a half-written DST
+    # atomically: a crash never leaves a half-written DST
     save_checkpoint(dict(state_dict=state_dict,
                          meta=dict(source=osp.abspath(args.src), evf_config=config, arch=arch)),
-                    args.dst)
+                    args.dst, backend_args=ATOMIC_BACKEND_ARGS)
 
     copied = [f for f in TOKENIZER_FILES if osp.isfile(osp.join(args.src, f))]
     if copied:

@@ -4,7 +4,7 @@
 
 SRC is an MMEngine checkpoint of an mmevf model with a SAM inside (``SAMPretrainer``,
 ``EVFSAM``, ``DITSam``). DST holds a plain state dict with SAM's keys (``image_encoder.*``,
-``prompt_encoder.*``, ``mask_decoder.*``), which configs load through ``pretrained=`` exactly
+``prompt_encoder.*``, ``mask_decoder.*``), which configs load through ``init_cfg=dict(type='StrictPretrained', layout='sam', ...)`` exactly
 as the released SAM weights, and ``segment_anything``'s ``Sam`` loads strictly when built with
 the same sizes. DST is written atomically and never overwritten unless ``--force`` is given.
 """
@@ -13,7 +13,7 @@ import os.path as osp
 
 from mmengine.runner import save_checkpoint
 
-from mmevf.models.utils.sam_checkpoint import mmevf_to_sam_state_dict
+from mmevf.checkpoint import ATOMIC_BACKEND_ARGS, mmevf_to_sam
 
 
 def main() -> None:
@@ -24,9 +24,9 @@ def main() -> None:
     args = parser.parse_args()
     if osp.exists(args.dst) and not args.force:
         raise FileExistsError(f'{args.dst} exists; pass --force to overwrite it')
-    state_dict = mmevf_to_sam_state_dict(args.src)
-    # through mmevf's atomic file backend: a crash never leaves a half-written DST
-    save_checkpoint(state_dict, args.dst)
+    state_dict = mmevf_to_sam(args.src)
+    # atomically: a crash never leaves a half-written DST
+    save_checkpoint(state_dict, args.dst, backend_args=ATOMIC_BACKEND_ARGS)
     print(f'{len(state_dict)} tensors '
           f'({sum(v.numel() for v in state_dict.values()):,} parameters) -> {args.dst}')
 

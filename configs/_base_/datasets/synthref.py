@@ -8,13 +8,13 @@ tokenizer = data_root + 'tokenizer'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
-    dict(type='EVFResize', sam_size=256, beit_size=64),
+    dict(type='SAMResize', sam_size=256, beit_size=64),
     dict(type='TokenizeText', tokenizer=tokenizer, max_length=32),
     dict(type='PackReferInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='EVFResize', sam_size=256, beit_size=64),
+    dict(type='SAMResize', sam_size=256, beit_size=64),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
     dict(type='TokenizeText', tokenizer=tokenizer),
     dict(type='PackReferInputs'),
@@ -44,11 +44,7 @@ val_dataloader = dict(
 # tools/test.py scores val, testA and testB in one run (keys synthref_val/cIoU, ...)
 test_splits = ['val', 'testA', 'testB']
 test_dataloader = dict(
-    batch_size=4,
-    num_workers=1,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
+    val_dataloader,  # the same loader settings
     dataset=dict(
         type='MultiSplitDataset',
         datasets=[

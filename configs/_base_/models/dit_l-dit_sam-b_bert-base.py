@@ -1,5 +1,6 @@
 # L-DIT as in the paper: SAM ViT-B (run at 512², 32 x 32 grid) + BERT-base, text injected into
-# every ViT block (docs: ../shared/reference/dit.md). 210.5M parameters.
+# every ViT block (docs: ../shared/reference/dit.md). 208.1M parameters (210.5M with SAM's
+# 1024² position tables; built at 512 they are resized once at load).
 # Pretrained weights (download them into checkpoints/):
 #   SAM ViT-B: https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth
 #   BERT:      the transformers folder of bert-base-uncased (config.json, model.safetensors,
@@ -10,19 +11,22 @@ bert_path = 'checkpoints/bert-base-uncased'
 model = dict(
     type='DITSam',
     data_preprocessor=dict(
-        type='EVFDataPreprocessor',
+        type='SAMDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True,
-        pad_size=512,
         pad_token_id=0),  # BERT [PAD]
-    # Built at SAM's 1024 so the official pos_embed / rel-pos tables load strictly; the
-    # injector resizes pos_embed to the 32 x 32 grid of the 512 input (bicubic, as released).
+    # Run at 512 (32 x 32 grid): SAM's 1024² pos_embed is resized once at load (bicubic, as
+    # released) and the global blocks' rel-pos tables linearly (as SAM's get_rel_pos does).
     image_encoder=dict(
-        type='SAMImageEncoder', arch='vit_b', img_size=1024, frozen=False,
-        pretrained=sam_checkpoint),
+        type='SAMImageEncoder', arch='vit_b', img_size=512, frozen=False,
+        init_cfg=dict(type='StrictPretrained', checkpoint=sam_checkpoint, layout='sam',
+                      prefix='image_encoder.')),
     # output_layer=12 as the paper says; the released code uses layer 1 (see *_released.py).
-    text_encoder=dict(type='BertTextEncoder', pretrained=bert_path, output_layer=12),
+    text_encoder=dict(
+        type='BertTextEncoder', output_layer=12,
+        init_cfg=dict(type='StrictPretrained', checkpoint=bert_path, layout='bert',
+                      prefix='text_encoder.')),
     injector=dict(
         type='DITTextInjector',
         mode='layer_wise',
@@ -32,12 +36,11 @@ model = dict(
         proj_dropout=0.1),
     prompt_head=dict(
         type='SAMPromptHead',
-        image_embedding_size=32,
-        input_image_size=512,
         multimask_output=False,
         # evaluation threshold sigmoid > 0.35, as a logit: log(0.35 / 0.65)
         mask_threshold=-0.6190392084062235,
-        pretrained=sam_checkpoint,
+        init_cfg=dict(type='StrictPretrained', checkpoint=sam_checkpoint, layout='sam',
+                      prefix='prompt_head.'),
         # DIT trains with BCE only
         loss_bce=dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
         loss_dice=dict(

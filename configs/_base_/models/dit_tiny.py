@@ -4,7 +4,6 @@
 _base_ = ['./dit_l-dit_sam-b_bert-base.py', './sam_tiny.py']
 
 model = dict(
-    data_preprocessor=dict(pad_size=256),
     image_encoder={{_base_.tiny_sam_image_encoder}},
     text_encoder=dict(
         _delete_=True,

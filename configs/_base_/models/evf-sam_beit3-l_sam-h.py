@@ -10,26 +10,29 @@ beit3_checkpoint = 'checkpoints/beit3_large_patch16_224.pth'
 model = dict(
     type='EVFSAM',
     data_preprocessor=dict(
-        type='EVFDataPreprocessor',
-        # SAM's pixel statistics (0-255 RGB) and padding to 1024 x 1024
+        type='SAMDataPreprocessor',
+        # SAM's pixel statistics (0-255 RGB); padding to the image encoder's 1024 x 1024
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True,
-        pad_size=1024,
         # BEiT-3 normalisation (0-1 RGB)
         beit_mean=[0.5, 0.5, 0.5],
         beit_std=[0.5, 0.5, 0.5],
         pad_token_id=1),  # XLM-R <pad>
     image_encoder=dict(
-        type='SAMImageEncoder', arch='vit_h', frozen=True, pretrained=sam_checkpoint),
+        type='SAMImageEncoder', arch='vit_h', img_size=1024, frozen=True,
+        init_cfg=dict(type='StrictPretrained', checkpoint=sam_checkpoint, layout='sam',
+                      prefix='image_encoder.')),
     mm_encoder=dict(
         type='BEiT3MultiwayEncoder', arch='large', img_size=224, vocab_size=64010,
-        pretrained=beit3_checkpoint),
+        init_cfg=dict(type='StrictPretrained', checkpoint=beit3_checkpoint, layout='beit3',
+                      prefix='mm_encoder.')),
     projector=dict(type='EVFProjector', out_channels=256, token='image_cls'),
     prompt_head=dict(
         type='SAMPromptHead',
         multimask_output=False,
-        pretrained=sam_checkpoint,
+        init_cfg=dict(type='StrictPretrained', checkpoint=sam_checkpoint, layout='sam',
+                      prefix='prompt_head.'),
         loss_bce=dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
         loss_dice=dict(
             type='mmdet.DiceLoss', use_sigmoid=True, activate=True, naive_dice=True,

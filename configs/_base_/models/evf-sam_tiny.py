@@ -4,7 +4,6 @@
 _base_ = ['./evf-sam_beit3-l_sam-h.py', './sam_tiny.py']
 
 model = dict(
-    data_preprocessor=dict(pad_size=256),
     image_encoder={{_base_.tiny_sam_image_encoder}},
     mm_encoder=dict(
         _delete_=True,

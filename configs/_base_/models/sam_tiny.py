@@ -10,13 +10,11 @@ tiny_sam_image_encoder = dict(
     window_size=8,
     out_chans=64,
     frozen=False)
-# Its prompt encoder + mask decoder: 64-d prompts on the 16 x 16 embedding of the 256² input,
+# Its prompt encoder + mask decoder: 64-d prompts (sizes derived from the encoder),
 # EVF-SAM's losses (BCE + dice) and threshold for every tiny model (like-for-like comparisons).
 tiny_sam_prompt_head = dict(
     type='SAMPromptHead',
     embed_dim=64,
-    image_embedding_size=16,
-    input_image_size=256,
     transformer=dict(depth=2, mlp_dim=256, num_heads=4),
     iou_head_hidden_dim=64,
     mask_threshold=0.0,
@@ -24,4 +22,4 @@ tiny_sam_prompt_head = dict(
     loss_dice=dict(
         type='mmdet.DiceLoss', use_sigmoid=True, activate=True, naive_dice=True, eps=1e-3,
         loss_weight=1.0),
-    pretrained=None)
+    init_cfg=None)  # trained from scratch (no released SAM has these sizes)

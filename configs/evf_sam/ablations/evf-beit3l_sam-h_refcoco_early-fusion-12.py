@@ -1,4 +1,5 @@
-# Tab. 3, early fusion only in the first 12 of BEiT-3-L's 24 layers.
+# EVF-SAM Tab. 3, row "early fusion in the first 12 of 24 layers" (figure not in evf_sam.md).
+# BEiT-3-L fuses image and text in its first 12 layers only; the full recipe otherwise.
 _base_ = ['../evf-beit3l_sam-h_refcoco.py']
 
 model = dict(mm_encoder=dict(fusion_layers=12))

@@ -1,4 +1,4 @@
-# Tab. 5: image and text [CLS] tokens, concatenated, prompt SAM.
+# EVF-SAM Tab. 5, row "image [CLS] + text [CLS], concatenated" (figure not in evf_sam.md).
 _base_ = ['../evf-beit3l_sam-h_refcoco.py']
 
 model = dict(projector=dict(token='cls_concat'))

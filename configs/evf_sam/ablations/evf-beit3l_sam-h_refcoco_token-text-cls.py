@@ -1,4 +1,4 @@
-# Tab. 5: the text [CLS] token (first text token) prompts SAM.
+# EVF-SAM Tab. 5, row "text [CLS] (first text token)" (figure not in evf_sam.md).
 _base_ = ['../evf-beit3l_sam-h_refcoco.py']
 
 model = dict(projector=dict(token='text_cls'))

@@ -1,8 +1,9 @@
-from .evf_resize import EVFResize
+from .sam_resize import SAMResize
+EVFResize = SAMResize  # the name of the first release
 from .formatting import PackReferInputs
 from .text_flip import TextAwareRandomFlip, swap_left_right
 from .tokenize import TokenizeText
 
 __all__ = [
-    'EVFResize', 'PackReferInputs', 'TextAwareRandomFlip', 'TokenizeText', 'swap_left_right'
+    'EVFResize', 'PackReferInputs', 'SAMResize', 'TextAwareRandomFlip', 'TokenizeText', 'swap_left_right'
 ]

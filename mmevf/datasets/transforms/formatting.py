@@ -11,7 +11,7 @@ class PackReferInputs(PackDetInputs):
     """mmdet's ``PackDetInputs`` plus the inputs of the multimodal encoder.
 
     ``inputs`` becomes a dict: ``img`` (3, h, w) uint8 (the SAM branch, BGR as loaded) and
-    ``beit_img`` (3, 224, 224) float (see :class:`EVFResize`). The data sample keeps mmdet's
+    ``beit_img`` (3, 224, 224) float (see :class:`SAMResize`). The data sample keeps mmdet's
     layout — ``gt_instances.masks`` and the ``gt_masks`` meta key hold one mask per expression
     at the original size — and gains ``text_ids`` (list of LongTensor, one per expression).
     """

@@ -1,3 +1,5 @@
-from .evf_data_preprocessor import EVFDataPreprocessor
+from .sam_data_preprocessor import SAMDataPreprocessor
 
-__all__ = ['EVFDataPreprocessor']
+EVFDataPreprocessor = SAMDataPreprocessor  # the name of the first release
+
+__all__ = ['EVFDataPreprocessor', 'SAMDataPreprocessor']

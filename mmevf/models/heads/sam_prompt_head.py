@@ -9,7 +9,7 @@ from mmengine.model import BaseModule
 from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
 from torch import Tensor
 
-from mmevf.models.utils.weights import load_state_dict_checked, read_state_dict
+from mmevf.checkpoint import pretrained_init_cfg
 from mmevf.registry import MODELS
 
 Points = Tuple[Tensor, Tensor]  # (N, P, 2) xy in input-image pixels, (N, P) labels
@@ -38,9 +38,12 @@ class SAMPromptHead(BaseModule):
         mask_threshold: logit threshold of a predicted mask (0.0).
         loss_bce: per-pixel BCE-with-logits loss config (an mmdet ``CrossEntropyLoss``).
         loss_dice: per-mask dice loss config (an mmdet ``DiceLoss``).
-        pretrained: official SAM weight file; its ``prompt_encoder.*`` and ``mask_decoder.*``
-            parts are loaded strictly in :meth:`init_weights`.
-        init_cfg: mmengine initialisation config, applied before ``pretrained`` is loaded.
+        pretrained: official SAM weight file, the older spelling of
+            ``init_cfg=dict(type='StrictPretrained', checkpoint=..., layout='sam',
+            prefix='prompt_head.')``.
+        init_cfg: mmengine initialisation config; the ``'sam'`` layout names SAM's
+            ``prompt_encoder.*`` / ``mask_decoder.*`` ``prompt_head.prompt_encoder.*`` /
+            ``prompt_head.mask_decoder.*``, so ``prefix='prompt_head.'`` selects this head.
     """
 
     def __init__(self,
@@ -61,13 +64,13 @@ class SAMPromptHead(BaseModule):
                      eps=1e-3, loss_weight=1.0),
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(
+            init_cfg=pretrained_init_cfg(pretrained, init_cfg, 'sam', 'prompt_head.'))
         self.embed_dim = embed_dim
         self.image_embedding_size = image_embedding_size
         self.input_image_size = input_image_size
         self.multimask_output = multimask_output
         self.mask_threshold = mask_threshold
-        self.pretrained = pretrained
         self.prompt_encoder = PromptEncoder(
             embed_dim=embed_dim,
             image_embedding_size=(image_embedding_size, image_embedding_size),
@@ -81,17 +84,6 @@ class SAMPromptHead(BaseModule):
             iou_head_hidden_dim=iou_head_hidden_dim)
         self.loss_bce = MODELS.build(copy.deepcopy(loss_bce))
         self.loss_dice = MODELS.build(copy.deepcopy(loss_dice))
-
-    def init_weights(self) -> None:
-        """Apply ``init_cfg`` (if any), then load ``pretrained``; both only on the first call,
-        so that a later ``init_weights`` of a parent model never overwrites loaded weights."""
-        first_call = not self.is_init
-        super().init_weights()
-        if first_call and self.pretrained is not None:
-            # SAM's own key names: prompt_encoder.* and mask_decoder.* fit this module as is.
-            load_state_dict_checked(
-                self, read_state_dict(self.pretrained), self.pretrained,
-                ignore_unexpected=('image_encoder.', ))
 
     # ------------------------------------------------------------------ decoding
     def forward(self,

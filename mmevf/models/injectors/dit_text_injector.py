@@ -89,7 +89,6 @@ class DITTextInjector(BaseModule):
             zero-initialised ``P_i`` a zero ``pre_proj`` would never receive a gradient.
         proj_dropout: dropout on every projected text input.
         e2e_layer_proj: E-DIT re-projects the text between blocks (released code).
-        pos_embed_mode: interpolation of ``pos_embed`` to another grid (released: bicubic).
         with_cp: activation checkpointing per block (ViT-L/H training).
         init_cfg: mmengine init config.
     """
@@ -104,7 +103,6 @@ class DITTextInjector(BaseModule):
                  proj_init: str = 'zeros',
                  proj_dropout: float = 0.1,
                  e2e_layer_proj: bool = True,
-                 pos_embed_mode: str = 'bicubic',
                  with_cp: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -119,7 +117,6 @@ class DITTextInjector(BaseModule):
         self.text_dim = text_dim
         self.text_attn_mode = text_attn_mode
         self.mask_text_padding = mask_text_padding
-        self.pos_embed_mode = pos_embed_mode
         self.with_cp = with_cp
         end_to_end = mode == 'end_to_end'
         self.pre_proj = nn.Linear(text_dim, embed_dim) if (
@@ -151,8 +148,9 @@ class DITTextInjector(BaseModule):
 
         Args:
             encoder: a ``segment_anything`` ``ImageEncoderViT`` (e.g. ``SAMImageEncoder``).
-            images: (B, 3, S, S) normalised images; S may differ from ``encoder.img_size``
-                (``pos_embed`` is resized to the S / patch grid).
+            images: (B, 3, S, S) normalised images, S the encoder's ``img_size`` (a 512² DIT
+                encoder loads SAM's 1024² position tables resized once, see
+                ``SAMImageEncoder.adapt_state_dict``).
             text_feats: (B, l, text_dim) text features, one text per image, or ``None``.
             text_pad_mask: (B, l) bool, True at padding, or ``None`` (no padding).
 
@@ -164,7 +162,12 @@ class DITTextInjector(BaseModule):
                              f'{len(encoder.blocks)}')
         x = encoder.patch_embed(images)  # (B, h, w, d)
         if encoder.pos_embed is not None:
-            x = x + self.resized_pos_embed(encoder.pos_embed, x.shape[1:3])
+            if encoder.pos_embed.shape[1:3] != x.shape[1:3]:
+                raise ValueError(
+                    f'images of side {images.shape[-1]} give a {tuple(x.shape[1:3])} grid, the '
+                    f'encoder was built for {tuple(encoder.pos_embed.shape[1:3])}: build it at '
+                    f'img_size={images.shape[-1]} (official weights are resized once at load)')
+            x = x + encoder.pos_embed
         if text_feats is None or text_feats.shape[1] == 0:
             text_feats = None
         else:
@@ -196,14 +199,6 @@ class DITTextInjector(BaseModule):
             if reads_text and self.mode == 'end_to_end':
                 text = out_text
         return encoder.neck(x.permute(0, 3, 1, 2))
-
-    def resized_pos_embed(self, pos_embed: Tensor, size: Tuple[int, int]) -> Tensor:
-        """(1, H, W, d) -> (1, h, w, d); unchanged (same tensor) when the grids agree."""
-        if tuple(pos_embed.shape[1:3]) == tuple(size):
-            return pos_embed
-        resized = F.interpolate(pos_embed.permute(0, 3, 1, 2), size=tuple(size),
-                                mode=self.pos_embed_mode, align_corners=False)
-        return resized.permute(0, 2, 3, 1)
 
     def reads_text(self, blk: Block) -> bool:
         """Whether the text enters this block (not in window blocks for global_blocks_only)."""

@@ -7,12 +7,11 @@ under ``beit3.``, EVF-SAM files under ``mm_extractor.beit3.``).
 from typing import Optional, Union
 
 import torch
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from mmevf.models.utils.weights import load_state_dict_checked, read_state_dict
+from mmevf.checkpoint import pretrained_init_cfg
 from mmevf.registry import MODELS
 from .multiway import Multiway, MultiwayEncoderLayer, Streams, multiway_layer_norm
 
@@ -127,8 +126,9 @@ class BEiT3MultiwayEncoder(BaseModule):
         drop_path_rate: stochastic depth rate of the last layer (linear from 0).
         with_cp: activation checkpointing per layer while training.
         pretrained: an official BEiT-3 checkpoint (unilm ``{'model': ...}`` file with
-            ``beit3.`` keys), loaded by :meth:`init_weights`.
-        init_cfg: MMEngine init config; exclusive with ``pretrained``.
+            ``beit3.`` keys), the older spelling of ``init_cfg=dict(type='StrictPretrained',
+            checkpoint=..., layout='beit3', prefix='mm_encoder.')``.
+        init_cfg: MMEngine init config; without one, the reference initialisation.
     """
 
     def __init__(self,
@@ -144,17 +144,15 @@ class BEiT3MultiwayEncoder(BaseModule):
                  with_cp: bool = False,
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(
+            init_cfg=pretrained_init_cfg(pretrained, init_cfg, 'beit3', 'mm_encoder.'))
         arch = self._parse_arch(arch)
         num_layers = arch['num_layers']
         if fusion_layers is not None and not 0 <= fusion_layers <= num_layers:
             raise ValueError(f'fusion_layers must be None or in [0, {num_layers}], '
                              f'got {fusion_layers}')
-        if pretrained is not None and init_cfg is not None:
-            raise ValueError('give either pretrained or init_cfg, not both')
         self.embed_dims = arch['embed_dims']
         self.max_text_length = max_text_positions - POSITION_OFFSET
-        self.pretrained = pretrained
 
         self.text_embed = nn.Embedding(vocab_size, self.embed_dims)
         self.vision_embed = VisionEmbedding(img_size, patch_size, in_channels, self.embed_dims)
@@ -175,18 +173,14 @@ class BEiT3MultiwayEncoder(BaseModule):
         return dict(arch)
 
     def init_weights(self) -> None:
-        """Load ``pretrained`` if given, else apply ``init_cfg`` if given, else the reference
-        initialisation (BEiT-3 / EVF-SAM when training from scratch). Only the first call has
-        an effect, so that a parent model's ``init_weights`` never overwrites loaded weights."""
+        """Apply ``init_cfg`` if given (e.g. ``StrictPretrained`` official weights), else the
+        reference initialisation (BEiT-3 / EVF-SAM when training from scratch)."""
         if self.is_init:
             return
-        if self.init_cfg is not None:
+        if self.init_cfg:
             super().init_weights()
             return
-        if self.pretrained is not None:
-            self._load_pretrained(self.pretrained)
-        else:
-            self._reference_init()
+        self._reference_init()
         self._is_init = True
 
     @torch.no_grad()
@@ -206,18 +200,6 @@ class BEiT3MultiwayEncoder(BaseModule):
         nn.init.zeros_(self.vision_embed.cls_token)
         nn.init.zeros_(self.vision_embed.mask_token)
         self.vision_embed.proj.reset_parameters()
-
-    def _load_pretrained(self, path: str) -> None:
-        state = read_state_dict(path)
-        state = {k[len('beit3.'):] if k.startswith('beit3.') else k: v for k, v in state.items()}
-        # Keys outside our three sub-modules are pre-training / task heads of the file
-        # (e.g. mlm_head, logit_scale, vision_head, language_head): not ours to load.
-        own = tuple(f'{name}.' for name, _ in self.named_children())
-        heads = tuple(k for k in state if not k.startswith(own))
-        if heads:
-            print_log(f'{path}: ignoring {len(heads)} keys outside the encoder: '
-                      f'{sorted({k.split(".")[0] for k in heads})}', logger='current')
-        load_state_dict_checked(self, state, source=path, strict=True, ignore_unexpected=heads)
 
     def _check_inputs(self, images: Optional[Tensor], text_ids: Optional[Tensor],
                       text_padding_mask: Optional[Tensor]) -> None:

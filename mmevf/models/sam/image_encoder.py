@@ -1,15 +1,15 @@
 """SAM's ViT image encoder (``segment_anything``'s ``ImageEncoderViT``) as an mmevf model."""
-import copy
 from contextlib import nullcontext
 from functools import partial
 from typing import Dict, Optional, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from segment_anything.modeling import ImageEncoderViT
 
-from mmevf.models.utils.weights import load_pretrained
+from mmevf.checkpoint import pretrained_init_cfg
 from mmevf.registry import MODELS
 
 ARCH_KEYS = ('embed_dim', 'depth', 'num_heads', 'global_attn_indexes')
@@ -28,7 +28,7 @@ class SAMImageEncoder(ImageEncoderViT, BaseModule):
 
     It *is* ``segment_anything``'s ``ImageEncoderViT`` (a subclass adding mmengine's init
     machinery), so its state-dict keys are SAM's ``image_encoder.*`` keys without the prefix and
-    the official ``sam_vit_{b,l,h}_*.pth`` files load strictly through ``pretrained``.
+    the official ``sam_vit_{b,l,h}_*.pth`` files load strictly through ``init_cfg``.
 
     Architecture as in ``build_sam.py``: patch 16, windowed attention with relative positions,
     a few global-attention blocks, ``qkv_bias``, LayerNorm eps 1e-6, a conv neck to
@@ -43,9 +43,14 @@ class SAMImageEncoder(ImageEncoderViT, BaseModule):
         mlp_ratio: MLP width / embedding width (4).
         out_chans: channels of the output embedding, SAM's prompt width (256).
         frozen: no gradients, always in eval mode, forward under ``torch.no_grad()``.
-        pretrained: official SAM weight file (the ``image_encoder.*`` part is loaded strictly
-            in :meth:`init_weights`), or ``None``.
-        init_cfg: mmengine initialisation config, applied before ``pretrained`` is loaded.
+        pos_embed_interp: interpolation of a loaded ``pos_embed`` made for another grid (the
+            official 1024² tables into a 512² DIT encoder; DIT's released code: bicubic).
+            Relative-position tables are resized linearly, as SAM's ``get_rel_pos`` does.
+        pretrained: official SAM weight file, the older spelling of
+            ``init_cfg=dict(type='StrictPretrained', checkpoint=..., prefix='image_encoder.')``.
+        init_cfg: mmengine initialisation config; official SAM weights load strictly through
+            ``dict(type='StrictPretrained', checkpoint='sam_vit_h_4b8939.pth',
+            prefix='image_encoder.')``.
     """
 
     def __init__(self,
@@ -56,6 +61,7 @@ class SAMImageEncoder(ImageEncoderViT, BaseModule):
                  mlp_ratio: float = 4.0,
                  out_chans: int = 256,
                  frozen: bool = True,
+                 pos_embed_interp: str = 'bicubic',
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         arch_cfg = self._arch_settings(arch)
@@ -75,15 +81,34 @@ class SAMImageEncoder(ImageEncoderViT, BaseModule):
             use_rel_pos=True,
             window_size=window_size,
             global_attn_indexes=tuple(arch_cfg['global_attn_indexes']))
-        self.init_cfg = copy.deepcopy(init_cfg)
+        self.init_cfg = pretrained_init_cfg(pretrained, init_cfg, 'sam', 'image_encoder.')
         self.arch = arch_cfg
         self.patch_size = patch_size
         self.out_chans = out_chans
         self.frozen = frozen
-        self.pretrained = pretrained
+        self.pos_embed_interp = pos_embed_interp
+        # position tables of weights made for another input size are resized once, at load
+        self._register_load_state_dict_pre_hook(self.adapt_state_dict)
         if frozen:
             self.requires_grad_(False)
             self.train(False)
+
+    def adapt_state_dict(self, state_dict: dict, prefix: str = '', *args) -> None:
+        """Resize ``pos_embed`` (1, H, W, C) and the rel-pos tables (2 n - 1, C) in
+        ``state_dict`` (in place) to this encoder's grid when they were made for another one.
+        Also a ``load_state_dict`` pre-hook, so every loading path applies it."""
+        for name, own in self.state_dict().items():
+            key = prefix + name
+            value = state_dict.get(key)
+            if (value is None or value.shape == own.shape or value.dim() != own.dim()
+                    or value.shape[-1] != own.shape[-1]):  # only another grid, same width
+                continue
+            if name == 'pos_embed':
+                value = F.interpolate(value.permute(0, 3, 1, 2).float(), size=own.shape[1:3],
+                                      mode=self.pos_embed_interp, align_corners=False)
+                state_dict[key] = value.permute(0, 2, 3, 1).to(own.dtype)
+            elif name.endswith(('rel_pos_h', 'rel_pos_w')) and value.shape[1:] == own.shape[1:]:
+                state_dict[key] = _resize_rel_pos(value, own.shape[0])
 
     @staticmethod
     def _arch_settings(arch: Union[str, dict]) -> dict:
@@ -98,14 +123,6 @@ class SAMImageEncoder(ImageEncoderViT, BaseModule):
             raise ValueError(f'arch dict needs exactly the keys {ARCH_KEYS}; missing '
                              f'{sorted(missing)}, unknown {sorted(unknown)}')
         return dict(arch)
-
-    def init_weights(self) -> None:
-        """Apply ``init_cfg`` (if any), then load ``pretrained``; both only on the first call,
-        so that a later ``init_weights`` of a parent model never overwrites loaded weights."""
-        first_call = not self.is_init
-        super().init_weights()
-        if first_call:
-            load_pretrained(self, self.pretrained, prefix='image_encoder.')
 
     def train(self, mode: bool = True) -> 'SAMImageEncoder':
         """A frozen encoder stays in eval mode whatever ``mode`` is."""
@@ -125,3 +142,11 @@ class SAMImageEncoder(ImageEncoderViT, BaseModule):
                              f'{tuple(images.shape)}')
         with torch.no_grad() if self.frozen else nullcontext():
             return super().forward(images)
+
+
+def _resize_rel_pos(table: torch.Tensor, length: int) -> torch.Tensor:
+    """(L, C) relative-position table -> (length, C), linear, exactly as SAM's ``get_rel_pos``
+    resizes it at run time."""
+    resized = F.interpolate(table.reshape(1, table.shape[0], -1).permute(0, 2, 1), size=length,
+                            mode='linear')
+    return resized.reshape(-1, length).permute(1, 0)

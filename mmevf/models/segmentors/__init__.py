@@ -1,5 +1,7 @@
+from .base import BaseSAMSegmentor
 from .dit_sam import DITSam
 from .evf_sam import EVFSAM
 from .sam_pretrainer import SAMPretrainer
+from .text_prompt_segmentor import TextPromptSegmentor
 
-__all__ = ['DITSam', 'EVFSAM', 'SAMPretrainer']
+__all__ = ['BaseSAMSegmentor', 'DITSam', 'EVFSAM', 'SAMPretrainer', 'TextPromptSegmentor']

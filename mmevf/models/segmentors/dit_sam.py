@@ -38,7 +38,7 @@ class DITSam(TextPromptSegmentor):
         injector: ``DITTextInjector`` config; ``embed_dim``, ``depth``, ``text_dim`` default to
             the two encoders'.
         prompt_head: ``SAMPromptHead`` config.
-        data_preprocessor: ``EVFDataPreprocessor`` config (BERT: ``pad_token_id=0``).
+        data_preprocessor: ``SAMDataPreprocessor`` config (BERT: ``pad_token_id=0``).
         mask_text_padding: leave padding tokens out of the decoder prompts; ``False`` reproduces
             the released code (all L tokens, padding included, are prompts).
         trainable: prefixes of the parameters that train; all others are frozen. The paper's
@@ -59,27 +59,22 @@ class DITSam(TextPromptSegmentor):
                                              'text_to_prompt', 'prompt_head'),
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
-            data_preprocessor=data_preprocessor or dict(type='EVFDataPreprocessor', pad_size=512,
+            data_preprocessor=data_preprocessor or dict(type='SAMDataPreprocessor',
                                                         pad_token_id=0),
             init_cfg=init_cfg)
-        self.image_encoder = MODELS.build(image_encoder)
+        self.build_sam(image_encoder, prompt_head)
         self.text_encoder = MODELS.build(text_encoder)
         injector = dict(injector)
         injector.setdefault('embed_dim', self.image_encoder.pos_embed.shape[-1])
         injector.setdefault('depth', len(self.image_encoder.blocks))
         injector.setdefault('text_dim', self.text_encoder.embed_dims)
         self.injector = MODELS.build(injector)
-        self.prompt_head = MODELS.build(prompt_head)
         self.text_to_prompt = nn.Linear(self.text_encoder.embed_dims, self.prompt_head.embed_dim)
         self.mask_text_padding = mask_text_padding
         self.trainable = tuple(trainable)
-        self._set_trainable()
-
-    def _set_trainable(self) -> None:
-        self.check_trainable(self.trainable, ('image_encoder', 'text_encoder'))
         unused = tuple(f'text_encoder.{p}' for p in self.text_encoder.unused_parameter_prefixes())
-        for name, param in self.named_parameters():
-            param.requires_grad_(name.startswith(self.trainable) and not name.startswith(unused))
+        self.set_trainable(self.trainable, frozen_modules=('image_encoder', 'text_encoder'),
+                           always_frozen=unused)
         # The SAM encoder is run by the injector, not through its forward: gradients still flow
         # through it to the projections when it is frozen, which is what that setting needs.
 
@@ -94,7 +89,6 @@ class DITSam(TextPromptSegmentor):
     def decode(self, inputs: Dict[str, Tensor]) -> List[LowResOutput]:
         """Low-resolution mask logits and IoU predictions, one entry per image."""
         embeddings, prompts, pad_mask = self.encode(inputs)
-        image_index = inputs['expr_image_index']
         masks, ious = [], []
         for j in range(embeddings.shape[0]):
             # SAM's decoder has no key mask: padding is dropped per expression instead.
@@ -102,7 +96,5 @@ class DITSam(TextPromptSegmentor):
             mask, iou = self.prompt_head(embeddings[j:j + 1], text_embeds=tokens)
             masks.append(mask)
             ious.append(iou)
-        num_images = int(inputs['img'].shape[0])
-        return [(torch.cat([m for m, k in zip(masks, image_index) if k == i]),
-                 torch.cat([u for u, k in zip(ious, image_index) if k == i]))
-                for i in range(num_images)]
+        return list(zip(self.group_by_image(torch.cat(masks), inputs),
+                        self.group_by_image(torch.cat(ious), inputs)))

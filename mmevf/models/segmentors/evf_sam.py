@@ -25,8 +25,8 @@ class EVFSAM(TextPromptSegmentor):
         image_encoder: SAM image encoder config (``SAMImageEncoder``).
         mm_encoder: multimodal encoder config (``BEiT3MultiwayEncoder``).
         projector: ``EVFProjector`` config; ``in_channels`` defaults to the encoder width.
-        prompt_head: ``SAMPromptHead`` config.
-        data_preprocessor: ``EVFDataPreprocessor`` config.
+        prompt_head: ``SAMPromptHead`` config; its sizes are derived from the image encoder.
+        data_preprocessor: ``SAMDataPreprocessor`` config.
         mm_encoder_image: give the image to the multimodal encoder (the method); ``False`` is
             the paper's text-only baseline (Tab. 3; use ``EVFProjector(token='text_cls')``).
         trainable: prefixes of the parameters that train (Tab. 4); all others are frozen.
@@ -43,22 +43,16 @@ class EVFSAM(TextPromptSegmentor):
                  mm_encoder_image: bool = True,
                  trainable: Sequence[str] = ('mm_encoder', 'projector', 'prompt_head'),
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(data_preprocessor=data_preprocessor or dict(type='EVFDataPreprocessor'),
+        super().__init__(data_preprocessor=data_preprocessor or dict(type='SAMDataPreprocessor'),
                          init_cfg=init_cfg)
-        self.image_encoder = MODELS.build(image_encoder)
+        self.build_sam(image_encoder, prompt_head)
         self.mm_encoder = MODELS.build(mm_encoder)
         projector = dict(projector)
         projector.setdefault('in_channels', self.mm_encoder.embed_dims)
         self.projector = MODELS.build(projector)
-        self.prompt_head = MODELS.build(prompt_head)
         self.mm_encoder_image = mm_encoder_image
         self.trainable = tuple(trainable)
-        self._set_trainable()
-
-    def _set_trainable(self) -> None:
-        self.check_trainable(self.trainable, ('image_encoder', ))
-        for name, param in self.named_parameters():
-            param.requires_grad_(name.startswith(self.trainable))
+        self.set_trainable(self.trainable, frozen_modules=('image_encoder', ))
 
     # ------------------------------------------------------------------ encoding
     def encode_prompts(self, inputs: Dict[str, Tensor]) -> Tensor:
@@ -72,11 +66,7 @@ class EVFSAM(TextPromptSegmentor):
 
     def decode(self, inputs: Dict[str, Tensor]) -> List[LowResOutput]:
         """Low-resolution mask logits and IoU predictions, one entry per image."""
-        image_embeddings = self.image_encoder(inputs['img'])
-        prompts = self.encode_prompts(inputs)
-        image_index = inputs['expr_image_index']
-        outputs = []
-        for i in range(image_embeddings.shape[0]):
-            prompts_i = prompts[image_index == i]
-            outputs.append(self.prompt_head(image_embeddings[i:i + 1], text_embeds=prompts_i))
-        return outputs
+        image_embeddings = self.image_encoder(inputs['img'])  # once per image
+        prompts = self.group_by_image(self.encode_prompts(inputs), inputs)
+        return [self.prompt_head(image_embeddings[i:i + 1], text_embeds=prompts_i)
+                for i, prompts_i in enumerate(prompts)]

@@ -7,11 +7,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmevf.registry import MODELS
-from .text_prompt_segmentor import TextPromptSegmentor
+from .base import BaseSAMSegmentor, LowResOutput
 
 
 @MODELS.register_module()
-class SAMPretrainer(TextPromptSegmentor):
+class SAMPretrainer(BaseSAMSegmentor):
     """SAM (image encoder + prompt encoder + mask decoder) trained as SAM was: each
     ground-truth mask is prompted by a random point inside it and, for a ``box_prob`` share
     of the images, its box too. The paper's SAM comes pre-trained this way on SA-1B; a small
@@ -25,8 +25,8 @@ class SAMPretrainer(TextPromptSegmentor):
 
     Args:
         image_encoder: ``SAMImageEncoder`` config (trainable here).
-        prompt_head: ``SAMPromptHead`` config.
-        data_preprocessor: ``EVFDataPreprocessor`` config (no BEiT-3 view needed).
+        prompt_head: ``SAMPromptHead`` config; its sizes are derived from the image encoder.
+        data_preprocessor: ``SAMDataPreprocessor`` config (no BEiT-3 view needed).
         box_prob: probability that a training image's masks are prompted by their boxes too.
         box_noise: box corners move by up to this fraction of the box side (SAM: 10 %).
     """
@@ -38,26 +38,24 @@ class SAMPretrainer(TextPromptSegmentor):
                  box_prob: float = 0.5,
                  box_noise: float = 0.1,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(data_preprocessor=data_preprocessor or dict(type='EVFDataPreprocessor'),
+        super().__init__(data_preprocessor=data_preprocessor or dict(type='SAMDataPreprocessor'),
                          init_cfg=init_cfg)
-        self.image_encoder = MODELS.build(image_encoder)
-        self.prompt_head = MODELS.build(prompt_head)
+        self.build_sam(image_encoder, prompt_head)
         self.box_prob = box_prob
         self.box_noise = box_noise
 
-    def mask_logits(self, inputs: Dict[str, Tensor],
-                    data_samples: list) -> List[Tuple[Tensor, Tensor]]:
-        """Per image: logits (N_i, H, W) at the original size, one per ground-truth mask."""
+    def decode_batch(self, inputs: Dict[str, Tensor], data_samples: list) -> List[LowResOutput]:
+        """Per image: (N_i, 1, 4h, 4w) low-resolution logits and (N_i, 1) IoUs, one per
+        ground-truth mask, prompted from the masks (:meth:`prompts_from_masks`)."""
+        if data_samples is None:
+            raise ValueError('SAMPretrainer prompts from the ground-truth masks: give data_samples')
         image_embeddings = self.image_encoder(inputs['img'])
-        results = []
+        outputs = []
         for i, sample in enumerate(data_samples):
             points, boxes = self.prompts_from_masks(sample, image_embeddings.device)
-            low_res, iou = self.prompt_head(image_embeddings[i:i + 1], points=points,
-                                            boxes=boxes)
-            logits = self.prompt_head.postprocess_masks(low_res, sample.img_shape,
-                                                        sample.ori_shape)
-            results.append((logits[:, 0], iou[:, 0]))
-        return results
+            outputs.append(self.prompt_head(image_embeddings[i:i + 1], points=points,
+                                            boxes=boxes))
+        return outputs
 
     def prompts_from_masks(self, sample, device: Union[str, torch.device] = 'cpu'
                            ) -> Tuple[Tuple[Tensor, Tensor], Optional[Tensor]]:
@@ -105,14 +103,11 @@ def innermost_pixels(masks: Tensor) -> Tensor:
 
 
 def mask_boxes(masks: Tensor, noise: float) -> Tensor:
-    """(N, H, W) bool masks -> (N, 4) xyxy boxes, each corner moved by up to ``noise`` of
-    the box side (SAM's box augmentation)."""
-    cols, rows = masks.any(1), masks.any(2)
-    width, height = cols.shape[1], rows.shape[1]
-    x0 = cols.float().argmax(1)
-    x1 = width - cols.flip(1).float().argmax(1)
-    y0 = rows.float().argmax(1)
-    y1 = height - rows.flip(1).float().argmax(1)
-    boxes = torch.stack([x0, y0, x1, y1], 1).float()
+    """(N, H, W) bool masks -> (N, 4) xyxy boxes (mmdet's ``mask2bbox``: tight, right / bottom
+    edges exclusive), each corner moved by up to ``noise`` of the box side (SAM's box
+    augmentation)."""
+    # imported here to keep this edit local (hoist to the module imports when convenient)
+    from mmdet.structures.mask import mask2bbox
+    boxes = mask2bbox(masks)
     side = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
     return boxes + (torch.rand_like(boxes) * 2 - 1) * noise * side

@@ -1,13 +1,13 @@
 """BERT text encoder for DIT (``transformers`` ``BertModel``)."""
-import os.path as osp
 from contextlib import nullcontext
 from typing import Optional, Tuple
 
 import torch
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, initialize
 from torch import Tensor
 from transformers import BertConfig, BertModel
 
+from mmevf.checkpoint import pretrained_init_cfg
 from mmevf.registry import MODELS
 
 
@@ -20,12 +20,13 @@ class BertTextEncoder(BaseModule):
             ``bert-base-uncased`` (12 layers, 768 wide, 30522 words). Tiny test / SynthRef
             models give e.g. ``dict(hidden_size=64, num_hidden_layers=2, ...)``.
         pretrained: a local folder holding a ``transformers`` BERT (``config.json`` and
-            ``model.safetensors`` / ``pytorch_model.bin``, e.g. ``bert-base-uncased``), loaded
-            strictly in :meth:`init_weights` (never from the hub); ``None``: random weights.
+            ``model.safetensors`` / ``pytorch_model.bin``, e.g. ``bert-base-uncased``; never
+            from the hub), the older spelling of ``init_cfg=dict(type='StrictPretrained',
+            checkpoint=..., layout='bert', prefix='text_encoder.')``; ``None``: random weights.
         output_layer: which hidden state is returned: 0 the embeddings, k the output of layer k.
             The paper uses the last layer (12 for BERT-base); the released DIT code uses 1.
         frozen: no gradients, eval mode (no dropout), forward under ``torch.no_grad()``.
-        init_cfg: mmengine init config (applied before ``pretrained`` is loaded).
+        init_cfg: mmengine init config.
     """
 
     def __init__(self,
@@ -34,13 +35,13 @@ class BertTextEncoder(BaseModule):
                  output_layer: int = 12,
                  frozen: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(
+            init_cfg=pretrained_init_cfg(pretrained, init_cfg, 'bert', 'text_encoder.'))
         # transformers draws BERT's own initialisation here (std 0.02, LayerNorm 1 / 0).
         self.bert = BertModel(BertConfig(**(config or {})))
         num_layers = self.bert.config.num_hidden_layers
         if not 0 <= output_layer <= num_layers:
             raise ValueError(f'output_layer must be in [0, {num_layers}], got {output_layer}')
-        self.pretrained = pretrained
         self.output_layer = output_layer
         self.embed_dims = self.bert.config.hidden_size
         self.frozen = frozen
@@ -55,31 +56,11 @@ class BertTextEncoder(BaseModule):
         return ('bert.pooler.', ) + tuple(f'bert.encoder.layer.{i}.' for i in layers)
 
     def init_weights(self) -> None:
-        """Apply ``init_cfg`` (if any), then load ``pretrained``; both only on the first call.
-        ``PreTrainedModel.init_weights`` is not called again (mmengine's recursion would)."""
-        if self.is_init:
-            return
-        if self.init_cfg:
-            super().init_weights()
+        """Apply ``init_cfg`` to this module only: mmengine's recursion would call
+        ``PreTrainedModel.init_weights`` and redraw BERT's weights."""
+        if not self.is_init and self.init_cfg:
+            initialize(self, self.init_cfg)
         self._is_init = True
-        if self.pretrained is not None:
-            self.load_pretrained(self.pretrained)
-
-    def load_pretrained(self, folder: str) -> None:
-        """Load a local ``transformers`` BERT folder strictly into ``self.bert``."""
-        if not osp.isfile(osp.join(folder, 'config.json')):
-            raise FileNotFoundError(
-                f'BERT folder {folder!r} has no config.json: put a transformers BERT (e.g. '
-                f'bert-base-uncased: config.json, model.safetensors, vocab.txt) there; weights '
-                f'are never fetched from the hub at run time')
-        loaded = BertModel.from_pretrained(folder, local_files_only=True)
-        mine, theirs = self.bert.config, loaded.config
-        for key in ('hidden_size', 'num_hidden_layers', 'num_attention_heads', 'vocab_size',
-                    'intermediate_size'):
-            if getattr(mine, key) != getattr(theirs, key):
-                raise ValueError(f'{folder}: {key}={getattr(theirs, key)} but the model is built '
-                                 f'with {key}={getattr(mine, key)} (see `config`)')
-        self.bert.load_state_dict(loaded.state_dict(), strict=True)
 
     def train(self, mode: bool = True) -> 'BertTextEncoder':
         """A frozen encoder stays in eval mode whatever ``mode`` is."""

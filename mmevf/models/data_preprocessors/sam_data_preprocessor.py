@@ -1,5 +1,6 @@
-"""Batching, normalisation and padding of EVF-SAM's image branches and expressions."""
-from typing import Callable, List, Optional, Sequence
+"""Batching, normalisation and padding of SAM's image branch, the multimodal view and the
+expressions, for every SAM-based mmevf model."""
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -9,21 +10,21 @@ from mmevf.registry import MODELS
 
 
 @MODELS.register_module()
-class EVFDataPreprocessor(BaseDataPreprocessor):
+@MODELS.register_module(name='EVFDataPreprocessor')  # the name of the first release
+class SAMDataPreprocessor(BaseDataPreprocessor):
     """Turn packed samples (see ``PackReferInputs``) into the model's batched inputs.
 
-    Resizing happened in the pipeline (``EVFResize``); here the batch is moved to the device,
+    Resizing happened in the pipeline (``SAMResize``); here the batch is moved to the device,
     normalised and padded, exactly as the official EVF-SAM preprocessing does:
 
     - SAM branch: BGR -> RGB, ``(x - mean) / std`` on the 0-255 scale, zero padding at the
-      bottom / right to ``pad_size`` x ``pad_size`` (after normalisation, as SAM does).
+      bottom / right to ``pad_size`` x ``pad_size`` (after normalisation, as SAM does). The
+      longest side of every image must be ``pad_size`` (``SAMResize(sam_size=pad_size)``).
     - BEiT-3 branch: ``(x - beit_mean) / beit_std`` on the 0-1 scale (0.5 / 0.5).
     - Expressions: every image's ``text_ids`` are concatenated in order and right-padded
       with ``pad_token_id``; ``expr_image_index`` maps each expression to its image.
 
-    Floating outputs take the model's dtype: ``dtype_source()`` when the owning model sets it
-    (mmevf's segmentors do: DeepSpeed casts parameters to bf16 but keeps buffers in fp32), else the
-    dtype of the preprocessor's buffers (``model.bfloat16()``).
+    Floating outputs are float32; the segmentor casts them to its weights' dtype.
 
     Returns ``dict(inputs=dict(img=(B, 3, P, P), beit_img=(B, 3, 224, 224),
     text_ids=(N, L) long, text_padding_mask=(N, L) bool True at padding,
@@ -34,7 +35,7 @@ class EVFDataPreprocessor(BaseDataPreprocessor):
                  mean: Sequence[float] = (123.675, 116.28, 103.53),
                  std: Sequence[float] = (58.395, 57.12, 57.375),
                  bgr_to_rgb: bool = True,
-                 pad_size: int = 1024,
+                 pad_size: Optional[int] = None,
                  beit_mean: Sequence[float] = (0.5, 0.5, 0.5),
                  beit_std: Sequence[float] = (0.5, 0.5, 0.5),
                  pad_token_id: int = 1,
@@ -47,31 +48,30 @@ class EVFDataPreprocessor(BaseDataPreprocessor):
         self.bgr_to_rgb = bgr_to_rgb
         self.pad_size = pad_size
         self.pad_token_id = pad_token_id
-        self.dtype_source: Optional[Callable[[], torch.dtype]] = None
-
-    @property
-    def input_dtype(self) -> torch.dtype:
-        """The floating dtype the model's inputs are cast to."""
-        return self.dtype_source() if self.dtype_source is not None else self.mean.dtype
 
     def sam_images(self, images: List[torch.Tensor]) -> torch.Tensor:
         """[(3, h, w) uint8 BGR] -> (B, 3, pad_size, pad_size) normalised RGB."""
+        if self.pad_size is None:
+            raise ValueError('pad_size is unset: the segmentor sets it to its image encoder\'s '
+                             'img_size; give it when using the preprocessor alone')
         batch = []
         for img in images:
-            if img.shape[-2] > self.pad_size or img.shape[-1] > self.pad_size:
-                raise ValueError(f'image of shape {tuple(img.shape)} exceeds pad_size '
-                                 f'{self.pad_size}: resize it in the pipeline (EVFResize)')
+            if max(img.shape[-2:]) != self.pad_size:
+                raise ValueError(
+                    f'image of shape {tuple(img.shape)} does not fit the image encoder\'s input '
+                    f'{self.pad_size}: resize it in the pipeline with '
+                    f'SAMResize(sam_size={self.pad_size})')
             if self.bgr_to_rgb:
                 img = img.flip(0)
             img = (img.float() - self.mean.float()) / self.std.float()
             batch.append(F.pad(img, (0, self.pad_size - img.shape[-1],
                                      0, self.pad_size - img.shape[-2])))
-        return torch.stack(batch).to(self.input_dtype)
+        return torch.stack(batch)
 
     def beit_images(self, images: List[torch.Tensor]) -> torch.Tensor:
         """[(3, S, S) float RGB in about 0-1] -> (B, 3, S, S) normalised."""
         batch = torch.stack(images).float()
-        return ((batch - self.beit_mean.float()) / self.beit_std.float()).to(self.input_dtype)
+        return (batch - self.beit_mean.float()) / self.beit_std.float()
 
     def text_batch(self, data_samples: list) -> dict:
         """All expressions of all images -> padded ids, padding mask, image index."""

@@ -6,7 +6,8 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner
 
-from .compat import setup_cpu_distributed
+from mmevf.compat import setup_cpu_distributed
+from mmevf.compat.deepspeed import fix_deepspeed_strategy
 
 
 def register_all_modules(init_scope: bool = True) -> None:
@@ -43,7 +44,10 @@ def load_config(config: str,
 
 def build_runner(cfg: Config) -> Runner:
     """``Runner.from_cfg``, or the registered runner named by ``runner_type``
-    (e.g. ``FlexibleRunner`` for DeepSpeed)."""
+    (e.g. ``FlexibleRunner`` for DeepSpeed, whose optimizer registration is fixed first)."""
+    strategy = cfg.get('strategy') or {}
+    if str(strategy.get('type', '')).endswith('DeepSpeedStrategy'):
+        fix_deepspeed_strategy()
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -1,4 +1,9 @@
-"""Atomic writes for local files, so a crash while saving never corrupts a checkpoint."""
+"""Atomic checkpoint writes, so a crash while saving never corrupts a checkpoint.
+
+Registered as mmengine file backend ``'atomic_local'`` (no URI prefix: mmengine's own local
+backend stays what every other file write uses). Checkpoints select it through
+``backend_args=ATOMIC_BACKEND_ARGS``: the ``CheckpointHook`` of ``configs/_base_/default_runtime.py``
+and the converters in ``tools/model_converters/``."""
 import os
 import os.path as osp
 import tempfile
@@ -31,6 +36,5 @@ class AtomicLocalBackend(LocalBackend):
             raise
 
 
-# mmengine's registry of storage backends is its extension point: every local write through
-# mmengine's fileio (checkpoints included) becomes atomic.
-register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+register_backend('atomic_local', AtomicLocalBackend, force=True)
+ATOMIC_BACKEND_ARGS = dict(backend='atomic_local')

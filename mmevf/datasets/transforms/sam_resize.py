@@ -1,4 +1,4 @@
-"""The two image branches of EVF-SAM, prepared from the original image in one place."""
+"""The SAM image branch (and EVF-SAM's BEiT-3 view), prepared from the original image."""
 from typing import Optional, Tuple
 
 import mmcv
@@ -11,11 +11,13 @@ from mmevf.registry import TRANSFORMS
 
 
 @TRANSFORMS.register_module()
-class EVFResize(BaseTransform):
-    """Resize the image for SAM's image encoder and for the BEiT-3 multimodal encoder.
+@TRANSFORMS.register_module(name='EVFResize')  # the name of the first release
+class SAMResize(BaseTransform):
+    """Resize the image for SAM's image encoder and, optionally, for a multimodal encoder.
 
-    Both follow the official EVF-SAM preprocessing; normalisation and padding happen in
-    :class:`~mmevf.models.EVFDataPreprocessor`.
+    Shared by every SAM-based model (EVF-SAM, DIT, SAMPretrainer); both branches follow the
+    official EVF-SAM preprocessing; normalisation and padding happen in
+    :class:`~mmevf.models.SAMDataPreprocessor`.
 
     - SAM branch: longest side to ``sam_size`` keeping the aspect ratio, with Pillow's
       antialiased bilinear filter on the uint8 image and ``int(x + 0.5)`` rounding of the new
@@ -29,7 +31,8 @@ class EVFResize(BaseTransform):
     Added keys: ``beit_img`` (3, beit_size, beit_size) float32 RGB tensor, ``keep_ratio``.
 
     Args:
-        sam_size: longest side of the SAM-branch image (SAM: 1024).
+        sam_size: longest side of the SAM-branch image: the image encoder's ``img_size``
+            (SAM: 1024; the data preprocessor checks it).
         beit_size: side of the square BEiT-3 input (224); ``None`` for models without a
             multimodal image branch (DIT): no ``beit_img`` is made.
     """

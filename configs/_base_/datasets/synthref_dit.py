@@ -1,0 +1,27 @@
+# SynthRef as the tiny DIT reads it: synthref.py with no BEiT-3 view (beit_size=None) and
+# SynthRef's BERT vocabulary (20 tokens at most) in place of its sentencepiece model.
+_base_ = ['./synthref.py']
+tokenizer = 'data/synthref/bert_tokenizer'  # SynthRef's BERT vocab.txt ([PAD] = 0)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
+    dict(type='SAMResize', sam_size=256, beit_size=None),
+    dict(type='TokenizeText', tokenizer=tokenizer, max_length=20),
+    dict(type='PackReferInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='SAMResize', sam_size=256, beit_size=None),
+    dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
+    dict(type='TokenizeText', tokenizer=tokenizer, max_length=20),
+    dict(type='PackReferInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+# the base's val / testA / testB datasets, read through this test pipeline
+test_dataloader = dict(
+    dataset=dict(datasets=[
+        dict(dataset, pipeline=test_pipeline)
+        for dataset in _base_.test_dataloader.dataset.datasets
+    ]))

@@ -1,0 +1,16 @@
+"""Fixes that let mmengine 0.10.7 / mmcv 2.1 / mmdet 3.3 run on current torch and deepspeed.
+
+Each fix checks that the problem it fixes is there and leaves a fixed dependency alone; none
+changes anything for a host framework (an mmdet job importing mmevf) beyond what it fixes.
+The README's table "Known dependency fixes" lists them:
+
+- loading MMEngine checkpoints under torch >= 2.6 (``weights_only``):
+  :func:`mmevf.checkpoint.io.needs_weights_only_fix` and the local checkpoint loader there;
+- deepspeed 0.19 without ``onebit``: :func:`.deepspeed.fix_deepspeed_strategy` (called by
+  ``build_runner`` for DeepSpeed configs);
+- distributed launch without CUDA: :func:`.distributed.setup_cpu_distributed` (tools);
+- mmengine 0.10.7's ``AmpOptimWrapper`` on CPU: ``mmevf/engine/optim_wrappers/``.
+"""
+from .distributed import setup_cpu_distributed
+
+__all__ = ['setup_cpu_distributed']

@@ -1,0 +1,14 @@
+"""SynthRef's generator (``make_synthref.py`` is its command line) and the tokenizers it ships.
+
+Imported from the repository root (``from tools.dataset_converters.synthref import
+make_synthref``), as the tests and ``tools/analysis/benchmark.py`` do; nothing in the
+``mmevf`` package needs it.
+"""
+from .generator import (COLORS, NUM_OBJECTS, SHAPES, SIZES, SPLITS, describe, make_synthref,
+                        place_objects, render, shape_polygon)
+from .tokenizers import train_tokenizer, write_bert_vocab
+
+__all__ = [
+    'COLORS', 'NUM_OBJECTS', 'SHAPES', 'SIZES', 'SPLITS', 'describe', 'make_synthref',
+    'place_objects', 'render', 'shape_polygon', 'train_tokenizer', 'write_bert_vocab'
+]
