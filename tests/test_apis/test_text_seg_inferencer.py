@@ -183,6 +183,13 @@ def test_checkpoint_mismatch_names_keys_and_shapes(tiny_checkpoint, xlmr_tokeniz
                           tokenizer=str(xlmr_tokenizer_dir))
     with pytest.raises(FileNotFoundError, match='no_such.pth'):
         TextSegInferencer(CONFIG, weights=str(tmp_path / 'no_such.pth'))
+    # a download cut short: the error names the file (torch alone says "failed finding
+    # central directory" and no path)
+    (tmp_path / 'cut.pth').write_bytes(tiny_checkpoint.read_bytes()[:100_000])
+    with pytest.raises(ValueError, match=f'cannot read checkpoint {tmp_path}/cut.pth: .*'
+                                         f'truncated'):
+        TextSegInferencer(CONFIG, weights=str(tmp_path / 'cut.pth'), device='cpu',
+                          tokenizer=str(xlmr_tokenizer_dir))
 
 
 def test_config_names(tmp_path):

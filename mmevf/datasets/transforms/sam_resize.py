@@ -1,11 +1,11 @@
 """The SAM image branch (and EVF-SAM's BEiT-3 view), prepared from the original image."""
 from typing import Optional, Tuple
 
-import mmcv
 import numpy as np
 import torch
 import torch.nn.functional as F
 from mmcv.transforms import BaseTransform
+from segment_anything.utils.transforms import ResizeLongestSide
 
 from mmevf.registry import TRANSFORMS
 
@@ -53,8 +53,7 @@ class SAMResize(BaseTransform):
         if self.beit_size is not None:
             results['beit_img'] = self.beit_image(img)
         h, w = img.shape[:2]
-        resized = mmcv.imrescale(
-            img, (self.sam_size, self.sam_size), interpolation='bilinear', backend='pillow')
+        resized = ResizeLongestSide(self.sam_size).apply_image(img)  # channel order kept
         new_h, new_w = resized.shape[:2]
         results['img'] = resized
         results['img_shape'] = (new_h, new_w)

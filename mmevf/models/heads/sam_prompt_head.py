@@ -1,12 +1,12 @@
 """SAM's prompt encoder + mask decoder, prompted by text embeddings as in EVF-SAM."""
 import copy
 from contextlib import nullcontext
+from types import SimpleNamespace
 from typing import ContextManager, Dict, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmengine.model import BaseModule
-from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
+from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 from torch import Tensor
 
 from mmevf.checkpoint import pretrained_init_cfg
@@ -187,12 +187,10 @@ class SAMPromptHead(BaseModule):
         Returns:
             (N, 1, H, W) float32 mask logits.
         """
-        side = self.input_image_size
-        masks = F.interpolate(masks.float(), (side, side), mode='bilinear', align_corners=False)
-        masks = masks[..., :int(input_size[0]), :int(input_size[1])]
-        return F.interpolate(
-            masks, (int(original_size[0]), int(original_size[1])), mode='bilinear',
-            align_corners=False)
+        # segment_anything's own, which reads only its image encoder's input side
+        sam = SimpleNamespace(image_encoder=SimpleNamespace(img_size=self.input_image_size))
+        return Sam.postprocess_masks(sam, masks.float(), tuple(map(int, input_size)),
+                                     tuple(map(int, original_size)))
 
     # ------------------------------------------------------------------ loss
     def loss(self, mask_logits: Tensor, gt_masks: Tensor,
