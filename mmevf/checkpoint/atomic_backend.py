@@ -2,8 +2,8 @@
 
 Registered as mmengine file backend ``'atomic_local'`` (no URI prefix: mmengine's own local
 backend stays what every other file write uses). Checkpoints select it through
-``backend_args=ATOMIC_BACKEND_ARGS``: the ``CheckpointHook`` of ``configs/_base_/default_runtime.py``
-and the converters in ``tools/model_converters/``."""
+``backend_args=ATOMIC_BACKEND_ARGS``: the ``CheckpointHook`` of
+``configs/_base_/default_runtime.py`` and the converters in ``tools/model_converters/``."""
 import os
 import os.path as osp
 import tempfile

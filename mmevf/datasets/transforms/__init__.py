@@ -5,5 +5,6 @@ from .text_flip import TextAwareRandomFlip, swap_left_right
 from .tokenize import TokenizeText
 
 __all__ = [
-    'EVFResize', 'PackReferInputs', 'SAMResize', 'TextAwareRandomFlip', 'TokenizeText', 'swap_left_right'
+    'EVFResize', 'PackReferInputs', 'SAMResize', 'TextAwareRandomFlip', 'TokenizeText',
+    'swap_left_right'
 ]
