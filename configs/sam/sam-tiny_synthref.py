@@ -3,7 +3,8 @@
 # play the part of SA-1B pre-training. `python tools/model_converters/mmevf2sam.py
 # work_dirs/sam-tiny_synthref/iter_400.pth sam_tiny.pth` gives a file that the tiny EVF-SAM /
 # DIT configs read through `init_cfg=dict(type='StrictPretrained', layout='sam', ...)` like
-# sam_vit_h (the embedded default still trains its SAM from scratch). Point-prompted val cIoU 90.1 after 400 iterations, 7 minutes on 2 cores.
+# sam_vit_h (the embedded default still trains its SAM from scratch). Point-prompted val cIoU
+# 90.1 after 400 iterations, 7 minutes on 2 cores.
 _base_ = [
     '../_base_/models/sam-pretrainer_vit-b.py',
     '../_base_/models/sam_tiny.py',
