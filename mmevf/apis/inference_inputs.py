@@ -1,5 +1,5 @@
-"""What the inferencer reads: config names, checkpoints, image arrays (files are loaded by
-mmdet's ``InferencerLoader`` in the pipeline)."""
+"""What the inferencer reads: config names and image arrays (files are loaded by mmdet's
+``InferencerLoader`` in the pipeline, checkpoints by :func:`mmevf.checkpoint.load_weights`)."""
 import difflib
 import os
 import os.path as osp
@@ -10,8 +10,6 @@ import cv2
 import numpy as np
 import torch
 from mmengine.config import ConfigDict
-
-from mmevf.checkpoint import load_weights  # noqa: F401  (the inferencer's weights reader)
 
 ImageType = Union[str, np.ndarray]
 TextsType = Union[str, Sequence[str], Sequence[Sequence[str]]]

@@ -20,9 +20,10 @@ from mmengine.structures import BaseDataElement
 from mmengine.visualization import Visualizer
 from rich.progress import track
 
+from mmevf.checkpoint import load_weights
 from mmevf.registry import INFERENCERS, MODELS
 from .inference_inputs import (DTYPES, IMAGE_SUFFIXES, ImageType, TextsType, check_array,
-                               dataset_pipeline, load_weights, resolve_config)
+                               dataset_pipeline, resolve_config)
 
 # Pipeline steps replaced or dropped at inference (matched on the end of the type name, so
 # 'mmdet.LoadAnnotations' and 'LoadAnnotations' both count).

@@ -4,7 +4,7 @@ import os.path as osp
 from typing import Iterable, List, Optional, Sequence, Union
 
 import torch.nn as nn
-from mmengine.model import BaseModule, initialize
+from mmengine.model import BaseModule
 
 from mmevf.registry import WEIGHT_INITIALIZERS
 from .io import StateDict
@@ -88,14 +88,12 @@ class StrictPretrained:
     """
 
     def __init__(self, checkpoint: str, layout: str = 'mmevf', prefix: Optional[str] = None,
-                 strict: bool = True, ignore_missing: Sequence[str] = (),
-                 map_location: str = 'cpu') -> None:
+                 strict: bool = True, ignore_missing: Sequence[str] = ()) -> None:
         self.checkpoint = checkpoint
         self.layout = layout
         self.prefix = prefix or ''
         self.strict = strict
         self.ignore_missing = tuple(ignore_missing)
-        self.map_location = map_location  # accepted for mmengine's Pretrained compatibility
 
     def __call__(self, module: nn.Module) -> None:
         state = read_layout(self.checkpoint, self.layout)
@@ -149,8 +147,8 @@ def init_weights_pretrained_last(module: BaseModule) -> None:
         BaseModule.init_weights(module)
     finally:
         module.init_cfg = original
-    if strict:
-        initialize(module, strict)
+    for cfg in strict:  # built here: no default scope is needed outside a runner
+        StrictPretrained(**{k: v for k, v in cfg.items() if k != 'type'})(module)
 
 
 def load_weights(model: nn.Module, weights: str, config: str = 'the config') -> None:
