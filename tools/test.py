@@ -4,16 +4,15 @@ Same command line as mmdet's ``tools/test.py``; imports only mmengine and mmevf.
 ``tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCESSES``.
 """
 import argparse
-import gc
 import os
 import os.path as osp
 
-import torch.distributed as torch_dist
 from mmengine.config import DictAction
 from mmengine.dist import is_main_process
 from mmengine.evaluator import DumpResults
 
 from mmevf.evaluation import format_metric_table
+from mmevf.compat import shutdown_distributed
 from mmevf.engine.runner_setup import LAUNCHERS, build_runner, load_config
 
 
@@ -51,23 +50,6 @@ def trigger_visualization_hook(cfg, args) -> None:
         hook['wait_time'] = args.wait_time
     if args.show_dir:
         hook['test_out_dir'] = args.show_dir
-
-
-def shutdown_distributed() -> None:
-    """End a distributed run while the interpreter is fully alive.
-
-    A gloo worker thread frees each finished collective, which needs the GIL. If the main
-    thread is already finalizing Python, the worker cannot take it and the process aborts
-    ("terminate called without an active exception", SIGABRT). An atexit
-    ``destroy_process_group`` does not prevent this: the runner's DDP model still holds the
-    group, so its threads live into finalization. Hence, with the runner already dropped:
-    wait for all ranks, unregister the group, and collect it, which joins its threads.
-    """
-    if not (torch_dist.is_available() and torch_dist.is_initialized()):
-        return
-    torch_dist.barrier()
-    torch_dist.destroy_process_group()
-    gc.collect()
 
 
 def main() -> None:

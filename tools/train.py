@@ -4,12 +4,11 @@ Same command line as mmdet's ``tools/train.py``; imports only mmengine and mmevf
 ``tools/dist_train.sh CONFIG NUM_PROCESSES`` (on a machine without CUDA it uses gloo).
 """
 import argparse
-import gc
 import os
 
-import torch.distributed as torch_dist
 from mmengine.config import DictAction
 
+from mmevf.compat import shutdown_distributed
 from mmevf.engine.runner_setup import LAUNCHERS, build_runner, load_config
 
 
@@ -43,23 +42,6 @@ def parse_args() -> argparse.Namespace:
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
-
-
-def shutdown_distributed() -> None:
-    """End a distributed run while the interpreter is fully alive.
-
-    A gloo worker thread frees each finished collective, which needs the GIL. If the main
-    thread is already finalizing Python, the worker cannot take it and the process aborts
-    ("terminate called without an active exception", SIGABRT). An atexit
-    ``destroy_process_group`` does not prevent this: the runner's DDP model still holds the
-    group, so its threads live into finalization. Hence, with the runner already dropped:
-    wait for all ranks, unregister the group, and collect it, which joins its threads.
-    """
-    if not (torch_dist.is_available() and torch_dist.is_initialized()):
-        return
-    torch_dist.barrier()
-    torch_dist.destroy_process_group()
-    gc.collect()
 
 
 def main() -> None:

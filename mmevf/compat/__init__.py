@@ -11,6 +11,6 @@ The README's table "Known dependency fixes" lists them:
 - distributed launch without CUDA: :func:`.distributed.setup_cpu_distributed` (tools);
 - mmengine 0.10.7's ``AmpOptimWrapper`` on CPU: ``mmevf/engine/optim_wrappers/``.
 """
-from .distributed import setup_cpu_distributed
+from .distributed import setup_cpu_distributed, shutdown_distributed
 
-__all__ = ['setup_cpu_distributed']
+__all__ = ['setup_cpu_distributed', 'shutdown_distributed']
