@@ -9,6 +9,6 @@ from .layouts import LAYOUTS, mmevf_to_sam, read_layout
 
 __all__ = [
     'ATOMIC_BACKEND_ARGS', 'AtomicLocalBackend', 'LAYOUTS', 'StrictPretrained',
-    'init_weights_pretrained_last', 'load_local_checkpoint', 'load_state_dict_checked', 'load_weights', 'mmevf_to_sam',
-    'pretrained_init_cfg', 'read_layout', 'read_state_dict'
+    'init_weights_pretrained_last', 'load_local_checkpoint', 'load_state_dict_checked',
+    'load_weights', 'mmevf_to_sam', 'pretrained_init_cfg', 'read_layout', 'read_state_dict'
 ]

@@ -4,6 +4,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmdet.structures.mask import mask2bbox
 from torch import Tensor
 
 from mmevf.registry import MODELS
@@ -48,7 +49,8 @@ class SAMPretrainer(BaseSAMSegmentor):
         """Per image: (N_i, 1, 4h, 4w) low-resolution logits and (N_i, 1) IoUs, one per
         ground-truth mask, prompted from the masks (:meth:`prompts_from_masks`)."""
         if data_samples is None:
-            raise ValueError('SAMPretrainer prompts from the ground-truth masks: give data_samples')
+            raise ValueError('SAMPretrainer prompts from the ground-truth masks: give '
+                             'data_samples')
         image_embeddings = self.image_encoder(inputs['img'])
         outputs = []
         for i, sample in enumerate(data_samples):
@@ -106,8 +108,6 @@ def mask_boxes(masks: Tensor, noise: float) -> Tensor:
     """(N, H, W) bool masks -> (N, 4) xyxy boxes (mmdet's ``mask2bbox``: tight, right / bottom
     edges exclusive), each corner moved by up to ``noise`` of the box side (SAM's box
     augmentation)."""
-    # imported here to keep this edit local (hoist to the module imports when convenient)
-    from mmdet.structures.mask import mask2bbox
     boxes = mask2bbox(masks)
     side = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
     return boxes + (torch.rand_like(boxes) * 2 - 1) * noise * side
