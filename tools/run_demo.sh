@@ -31,6 +31,8 @@ CHECKPOINT=$(cat "$WORK_DIR/last_checkpoint")
 say "evaluating $CHECKPOINT on val / testA / testB, drawing a few predictions"
 "$PY" tools/test.py "$CONFIG" "$CHECKPOINT" --work-dir "$WORK_DIR" --show-dir vis \
     --cfg-options default_hooks.visualization.max_images=4 | tee "$WORK_DIR/test_summary.txt"
+"$PY" tools/analysis/text_following.py "$CONFIG" "$CHECKPOINT" --work-dir "$WORK_DIR" --split val \
+    | tail -n 1 | tee "$WORK_DIR/text_following.txt"
 
 VIS_DIR=$(ls -d "$WORK_DIR"/*/vis 2>/dev/null | tail -n 1)
 say "done. Written:"
@@ -39,3 +41,5 @@ echo "  checkpoints:  $WORK_DIR (last: $CHECKPOINT)"
 echo "  logs:         $WORK_DIR/<timestamp>/"
 echo "  metrics:      $WORK_DIR/test_summary.txt"
 echo "  overlays:     ${VIS_DIR:-none}"
+echo "  contact sheet (open first): ${VIS_DIR:+${VIS_DIR%/vis}/contact_sheet.png}"
+echo "  $(cat "$WORK_DIR/text_following.txt")"

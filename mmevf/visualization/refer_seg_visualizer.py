@@ -1,6 +1,7 @@
 """Drawing referring-segmentation predictions: the mask over the image, the text on top."""
 import os.path as osp
-from typing import Optional
+import textwrap
+from typing import List, Optional, Sequence, Tuple
 
 import mmcv
 import numpy as np
@@ -8,29 +9,130 @@ from mmengine.visualization import Visualizer
 
 from mmevf.registry import VISUALIZERS
 
-PRED_COLOR = (50, 120, 220)  # RGB, EVF-SAM's overlay colour
-GT_COLOR = (60, 220, 60)
+# RGB; neither is a SynthRef object colour (red, green, blue, yellow, purple, white on grey)
+PRED_COLOR = (0, 220, 255)   # cyan fill
+GT_COLOR = (255, 0, 200)     # magenta outline
+LEGEND = (('prediction', PRED_COLOR), ('ground truth', GT_COLOR))
+
+
+def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    """IoU of two (H, W) bool masks; both empty counts 1.0 (as ``ReferSegMetric``'s gIoU)."""
+    pred, gt = pred.astype(bool), gt.astype(bool)
+    union = np.logical_or(pred, gt).sum()
+    return 1.0 if union == 0 else float(np.logical_and(pred, gt).sum() / union)
+
+
+def mask_outline(mask: np.ndarray, thickness: int = 2) -> np.ndarray:
+    """(H, W) bool mask -> (H, W) bool band of ``thickness`` pixels inside its border."""
+    import cv2
+    mask = mask.astype(np.uint8)
+    kernel = np.ones((2 * thickness + 1, 2 * thickness + 1), np.uint8)
+    # pad with background so that objects touching the image border are outlined there too
+    eroded = cv2.erode(np.pad(mask, 1), kernel)[1:-1, 1:-1]
+    return (mask > 0) & (eroded == 0)
+
+
+def make_contact_sheet(rows: Sequence[Sequence[np.ndarray]], gap: int = 8,
+                       fill: Tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """Pictures -> one grid: row r holds ``rows[r]`` left to right.
+
+    Every cell is (Hc, Wc) = the largest picture; smaller pictures sit in its top-left corner,
+    short rows leave ``fill``. Returns (R·Hc + (R+1)·gap, C·Wc + (C+1)·gap, 3) uint8, C being
+    the longest row.
+    """
+    pictures = [p for row in rows for p in row]
+    if not pictures:
+        raise ValueError('a contact sheet needs at least one picture')
+    cell_h = max(p.shape[0] for p in pictures)
+    cell_w = max(p.shape[1] for p in pictures)
+    num_cols = max(len(row) for row in rows)
+    sheet = np.empty((len(rows) * (cell_h + gap) + gap, num_cols * (cell_w + gap) + gap, 3),
+                     np.uint8)
+    sheet[:] = fill
+    for r, row in enumerate(rows):
+        for c, picture in enumerate(row):
+            y, x = gap + r * (cell_h + gap), gap + c * (cell_w + gap)
+            sheet[y:y + picture.shape[0], x:x + picture.shape[1]] = picture
+    return sheet
 
 
 @VISUALIZERS.register_module()
 class ReferSegVisualizer(Visualizer):
-    """One picture per expression: the predicted mask blended over the image (and the ground
-    truth as a green outline), the expression written in the top-left corner."""
+    """One picture per expression: the predicted mask filled in cyan, the ground truth outlined
+    in magenta, a legend naming both (bottom left), the expression and — with ground truth —
+    the mask IoU written in the top-left corner.
+
+    Args:
+        name: the instance name (visualizers are per-process singletons by name).
+        min_long_side: pictures of smaller images are upscaled to this long side (the IoU is
+            measured before, at the image's size); ``None`` keeps the image size (the
+            inferencer's overlays line up with the image). ``ReferSegVisualizationHook`` sets
+            it for the pictures it draws.
+        pred_alpha: opacity of the prediction's fill.
+        **kwargs: ``Visualizer``'s (``vis_backends``, ``save_dir``, ...).
+    """
+
+    def __init__(self, name: str = 'visualizer', min_long_side: Optional[int] = None,
+                 pred_alpha: float = 0.5, **kwargs) -> None:
+        super().__init__(name=name, **kwargs)
+        self.min_long_side = min_long_side
+        self.pred_alpha = pred_alpha
+        self.drawings: List[np.ndarray] = []  # the pictures of the last add_datasample call
+
+    def _upscale(self, image: np.ndarray, masks: Sequence[Optional[np.ndarray]]) -> tuple:
+        """Upscale the image (bilinear) and masks (nearest) to ``min_long_side`` if smaller."""
+        h, w = image.shape[:2]
+        if self.min_long_side is None or max(h, w) >= self.min_long_side:
+            return image, list(masks)
+        scale = self.min_long_side / max(h, w)
+        size = (round(w * scale), round(h * scale))
+        image = mmcv.imresize(image, size, interpolation='bilinear')
+        masks = [None if m is None else
+                 mmcv.imresize(m.astype(np.uint8), size, interpolation='nearest').astype(bool)
+                 for m in masks]
+        return image, masks
 
     def draw_expression(self, image: np.ndarray, text: str,
                         pred_mask: Optional[np.ndarray] = None,
                         gt_mask: Optional[np.ndarray] = None) -> np.ndarray:
-        """(H, W, 3) RGB uint8 image + (H, W) bool masks -> (H, W, 3) RGB drawing."""
-        self.set_image(image)
-        # the prediction half-blended with its colour, the ground truth lighter on top
-        if pred_mask is not None and pred_mask.any():
-            self.draw_binary_masks(pred_mask.astype(bool)[None], colors=[PRED_COLOR], alphas=0.5)
-        if gt_mask is not None and gt_mask.any():
-            self.draw_binary_masks(gt_mask[None], colors=[GT_COLOR], alphas=0.25)
-        font_size = max(8, min(image.shape[:2]) // 20)
-        self.draw_texts(text, np.array([4, 4]), colors='white', font_sizes=font_size,
-                        vertical_alignments='top',
-                        bboxes=dict(facecolor='black', alpha=0.6, pad=2, edgecolor='none'))
+        """(H, W, 3) RGB uint8 image + (H, W) bool masks -> (H', W', 3) RGB drawing, H' x W'
+        upscaled to ``min_long_side`` if the image is smaller, else H x W."""
+        # the IoU written is the metric's, at the image's own size
+        iou = None if pred_mask is None or gt_mask is None else mask_iou(pred_mask, gt_mask)
+        image, (pred, gt) = self._upscale(image, (pred_mask, gt_mask))
+        h, w = image.shape[:2]
+        font_size = max(8, max(h, w) // 36)  # points; ~20 px at 512
+        font_px = round(font_size * self.dpi / 72)
+        canvas = image.astype(np.float32)
+        if pred is not None:
+            pred = pred.astype(bool)
+            canvas[pred] = (1 - self.pred_alpha) * canvas[pred] + self.pred_alpha * np.array(
+                PRED_COLOR, np.float32)
+        if gt is not None:
+            # an outline keeps the prediction's fill (and the image) visible inside it
+            canvas[mask_outline(gt, max(1, round(max(h, w) / 256)))] = GT_COLOR
+        # legend swatches (exact colours, bottom left) drawn in pixels; labels right of them
+        legend = [entry for entry, mask in zip(LEGEND, (pred_mask, gt_mask)) if mask is not None]
+        pad = max(4, font_px // 3)
+        label_positions = []
+        for k, (_, color) in enumerate(legend):
+            y0 = h - pad - (len(legend) - k) * (font_px + pad)
+            canvas[y0 - 1:y0 + font_px + 1, pad - 1:pad + font_px + 1] = 0  # dark border
+            canvas[y0:y0 + font_px, pad:pad + font_px] = color
+            label_positions.append([pad * 2 + font_px, y0 + font_px / 2])
+        self.set_image(canvas.round().clip(0, 255).astype(np.uint8))
+
+        box = dict(facecolor='black', alpha=0.6, pad=2, edgecolor='none')
+        chars_per_line = max(12, int(w / (0.6 * font_px)))
+        caption = '\n'.join(textwrap.wrap(text, chars_per_line)) or ' '
+        if iou is not None:
+            caption += f'\nIoU {iou:.2f}'
+        self.draw_texts(caption, np.array([4, 4]), colors='white', font_sizes=font_size,
+                        vertical_alignments='top', bboxes=box)
+        if legend:
+            self.draw_texts([label for label, _ in legend], np.array(label_positions),
+                            colors='white', font_sizes=font_size, vertical_alignments='center',
+                            bboxes=[box] * len(legend))
         return self.get_image()
 
     def add_datasample(self, name: str, image: np.ndarray, data_sample=None,
@@ -38,14 +140,17 @@ class ReferSegVisualizer(Visualizer):
                        wait_time: float = 0, out_file: Optional[str] = None,
                        step: int = 0) -> None:
         """Draw every expression of ``data_sample``; with ``out_file`` ``dir/name.png`` the
-        pictures go to ``dir/name_0.png``, ``dir/name_1.png``, ... else to the backends."""
+        pictures go to ``dir/name_0.png``, ``dir/name_1.png``, ... else to the backends. The
+        pictures stay in ``self.drawings`` until the next call."""
         preds = data_sample.pred_instances.masks.cpu().numpy() if (
             draw_pred and 'pred_instances' in data_sample) else None
-        gts = data_sample.gt_masks.masks.astype(bool) if (
+        gts = data_sample.gt_masks.to_ndarray().astype(bool) if (
             draw_gt and 'gt_masks' in data_sample) else None
+        self.drawings = []
         for i, text in enumerate(data_sample.text):
             drawing = self.draw_expression(image, text, None if preds is None else preds[i],
                                            None if gts is None else gts[i])
+            self.drawings.append(drawing)
             if show:
                 self.show(drawing, win_name=f'{name}: {text}', wait_time=wait_time)
             if out_file is not None:

@@ -73,8 +73,12 @@ def test_tools_test_runs_dit_config(trained, tmp_path):
     table = proc.stdout[proc.stdout.index('split '):].splitlines()
     assert [line.split()[0] for line in table[2:5]] == [
         'synthref_val', 'synthref_testA', 'synthref_testB']
+    header = table[0].split()[1:]
     for line in table[2:5]:
-        assert all(0.0 <= float(v) <= 100.0 for v in line.split()[1:])
+        values = dict(zip(header, map(float, line.split()[1:])))
+        assert 0.0 <= values.pop('crossIoU') <= 1.0 and values.pop('pairs') > 0
+        values.pop('images')
+        assert all(0.0 <= v <= 100.0 for v in values.values()), values  # percentages
 
 
 def test_inferencer_runs_dit_config(trained, synthref_root):

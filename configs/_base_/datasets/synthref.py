@@ -51,8 +51,13 @@ test_dataloader = dict(
             dict(**synthref, split=split, text_mode='original', pipeline=test_pipeline)
             for split in test_splits
         ]))
-val_evaluator = dict(type='ReferSegMetric', prefix='synthref_val')
+# cIoU & co. and whether the masks follow the text (crossIoU: the overlap of the masks predicted
+# for different objects of an image, lower is better)
+val_evaluator = [dict(type='ReferSegMetric', prefix='synthref_val'),
+                 dict(type='TextFollowingMetric', prefix='synthref_val')]
 test_evaluator = dict(
     type='mmdet.MultiDatasetsEvaluator',
-    metrics=[dict(type='ReferSegMetric') for _ in test_splits],
+    metrics=[dict(type='MetricGroup', metrics=[dict(type='ReferSegMetric'),
+                                               dict(type='TextFollowingMetric')])
+             for _ in test_splits],
     dataset_prefixes=[f'synthref_{split}' for split in test_splits])
