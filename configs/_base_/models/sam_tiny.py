@@ -13,6 +13,7 @@ tiny_sam_image_encoder = dict(
 # Its prompt encoder + mask decoder: 64-d prompts (sizes derived from the encoder),
 # EVF-SAM's losses (BCE + dice) and threshold for every tiny model (like-for-like comparisons).
 tiny_sam_prompt_head = dict(
+    _delete_=True,  # replaces the paper models' head (and its SAM weights) whole
     type='SAMPromptHead',
     embed_dim=64,
     transformer=dict(depth=2, mlp_dim=256, num_heads=4),
@@ -21,5 +22,4 @@ tiny_sam_prompt_head = dict(
     loss_bce=dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
     loss_dice=dict(
         type='mmdet.DiceLoss', use_sigmoid=True, activate=True, naive_dice=True, eps=1e-3,
-        loss_weight=1.0),
-    init_cfg=None)  # trained from scratch (no released SAM has these sizes)
+        loss_weight=1.0))
