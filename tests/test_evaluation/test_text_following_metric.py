@@ -4,23 +4,10 @@ import math
 
 import numpy as np
 import pytest
-import torch
-from mmdet.structures.mask import BitmapMasks
 
 from mmevf.evaluation import MetricGroup, ReferSegMetric, TextFollowingMetric
 from mmevf.registry import METRICS
-
-
-def sample(pred: np.ndarray, gt: np.ndarray) -> dict:
-    """What the Evaluator hands a metric: a data sample turned into a dict."""
-    h, w = gt.shape[1:]
-    return dict(pred_instances=dict(masks=torch.from_numpy(pred).bool()),
-                gt_masks=BitmapMasks(gt.astype(np.uint8), h, w), img_path='x.jpg')
-
-
-def evaluate(metric, samples) -> dict:
-    metric.process({}, samples)
-    return metric.compute_metrics(metric.results)
+from .test_refer_seg_metric import evaluate, sample
 
 
 def box(y0: int, y1: int, x0: int, x1: int, shape=(8, 8)) -> np.ndarray:
