@@ -1,0 +1,3 @@
+from .ratio_source_sampler import RatioSourceSampler
+
+__all__ = ['RatioSourceSampler']
