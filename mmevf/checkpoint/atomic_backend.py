@@ -19,6 +19,9 @@ class AtomicLocalBackend(LocalBackend):
     folder, flushes it to disk and renames it over the target (``os.replace`` is atomic):
     a checkpoint file is either the old one or the complete new one, never half written."""
 
+    def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
+        self.put(obj.encode(encoding), filepath)
+
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
         folder = osp.dirname(osp.abspath(filepath))
         mmengine.mkdir_or_exist(folder)

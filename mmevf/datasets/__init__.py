@@ -1,7 +1,13 @@
+from .coco_parts import CocoPartDataset
+from .human_parsing import HumanParsingDataset
 from .multi_split import MultiSplitDataset
+from .objects365 import ObjectsInstanceDataset
 from .refer_seg import ReferSegDataset
 from .samplers import *  # noqa: F401,F403
 from .semantic_refer import SemanticReferDataset
 from .transforms import *  # noqa: F401,F403
 
-__all__ = ['MultiSplitDataset', 'ReferSegDataset', 'SemanticReferDataset']
+__all__ = [
+    'CocoPartDataset', 'HumanParsingDataset', 'MultiSplitDataset', 'ObjectsInstanceDataset',
+    'ReferSegDataset', 'SemanticReferDataset'
+]

@@ -1,6 +1,5 @@
 """ADE20K as referring segmentation: ``[semantic] {class}`` expressions over mmseg's listing."""
 import os.path as osp
-import random
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -11,10 +10,11 @@ from mmseg.datasets import ADE20KDataset
 from pycocotools import mask as mask_utils
 
 from mmevf.registry import DATASETS
+from .utils import ExpressionModes
 
 
 @DATASETS.register_module()
-class SemanticReferDataset(ADE20KDataset):
+class SemanticReferDataset(ExpressionModes, ADE20KDataset):
     """Semantic segmentation turned into text prompts, built on mmseg's ``ADE20KDataset``.
 
     mmseg's dataset supplies the file listing (``{img_path}/*.jpg`` with the label PNG of the
@@ -66,12 +66,7 @@ class SemanticReferDataset(ADE20KDataset):
                  prompt_prefix: str = '[semantic] ',
                  check_files: bool = True,
                  **kwargs) -> None:
-        if text_mode not in ('original', 'random'):
-            raise ValueError(f"text_mode must be 'original' or 'random', got {text_mode!r}")
-        if max_expressions is not None and max_expressions < 1:
-            raise ValueError(f'max_expressions must be None or >= 1, got {max_expressions}')
-        self.text_mode = text_mode
-        self.max_expressions = max_expressions
+        self.set_expression_modes(text_mode, max_expressions)
         self.prompt_prefix = prompt_prefix
         self.check_files = check_files
         super().__init__(data_root=data_root, data_prefix=data_prefix, **kwargs)
@@ -134,8 +129,7 @@ class SemanticReferDataset(ADE20KDataset):
         classes = self.present_classes(label)
         if not classes:
             return None
-        if self.max_expressions is not None and len(classes) > self.max_expressions:
-            classes = sorted(random.sample(classes, self.max_expressions))
+        classes = self.draw_expressions(classes)
         return self.expressions(label, classes)
 
     def load_data_list(self) -> List[dict]:
@@ -183,9 +177,3 @@ class SemanticReferDataset(ADE20KDataset):
             info.update(height=height, width=width)
         return self.pipeline(info)
 
-    @property
-    def num_expressions(self) -> int:
-        """Expressions scored by an evaluation (``'original'``: every class present)."""
-        if self.text_mode != 'original':
-            raise ValueError("num_expressions is fixed only with text_mode='original'")
-        return sum(len(self.get_data_info(i)['text']) for i in range(len(self)))
