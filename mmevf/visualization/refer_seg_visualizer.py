@@ -5,8 +5,10 @@ from typing import List, Optional, Sequence, Tuple
 
 import mmcv
 import numpy as np
+import torch
 from mmengine.visualization import Visualizer
 
+from mmevf.evaluation.metrics.text_following_metric import pairwise_mask_iou
 from mmevf.registry import VISUALIZERS
 
 # RGB; neither is a SynthRef object colour (red, green, blue, yellow, purple, white on grey)
@@ -16,10 +18,10 @@ LEGEND = (('prediction', PRED_COLOR), ('ground truth', GT_COLOR))
 
 
 def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
-    """IoU of two (H, W) bool masks; both empty counts 1.0 (as ``ReferSegMetric``'s gIoU)."""
-    pred, gt = pred.astype(bool), gt.astype(bool)
-    union = np.logical_or(pred, gt).sum()
-    return 1.0 if union == 0 else float(np.logical_and(pred, gt).sum() / union)
+    """IoU of two (H, W) bool masks; both empty counts 1.0 (as ``ReferSegMetric``'s gIoU),
+    by the metrics' own pairwise IoU."""
+    masks = torch.from_numpy(np.stack([pred, gt]).astype(bool))
+    return float(pairwise_mask_iou(masks)[0, 1])
 
 
 def mask_outline(mask: np.ndarray, thickness: int = 2) -> np.ndarray:
@@ -103,11 +105,11 @@ class ReferSegVisualizer(Visualizer):
         h, w = image.shape[:2]
         font_size = max(8, max(h, w) // 36)  # points; ~20 px at 512
         font_px = round(font_size * self.dpi / 72)
-        canvas = image.astype(np.float32)
-        if pred is not None:
-            pred = pred.astype(bool)
-            canvas[pred] = (1 - self.pred_alpha) * canvas[pred] + self.pred_alpha * np.array(
-                PRED_COLOR, np.float32)
+        self.set_image(image)
+        if pred is not None and pred.any():
+            self.draw_binary_masks(pred.astype(bool)[None], colors=[PRED_COLOR],
+                                   alphas=self.pred_alpha)
+        canvas = self.get_image().copy()
         if gt is not None:
             # an outline keeps the prediction's fill (and the image) visible inside it
             canvas[mask_outline(gt, max(1, round(max(h, w) / 256)))] = GT_COLOR
@@ -120,7 +122,7 @@ class ReferSegVisualizer(Visualizer):
             canvas[y0 - 1:y0 + font_px + 1, pad - 1:pad + font_px + 1] = 0  # dark border
             canvas[y0:y0 + font_px, pad:pad + font_px] = color
             label_positions.append([pad * 2 + font_px, y0 + font_px / 2])
-        self.set_image(canvas.round().clip(0, 255).astype(np.uint8))
+        self.set_image(canvas)
 
         box = dict(facecolor='black', alpha=0.6, pad=2, edgecolor='none')
         chars_per_line = max(12, int(w / (0.6 * font_px)))

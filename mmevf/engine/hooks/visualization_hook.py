@@ -10,7 +10,7 @@ from mmengine.fileio import get
 from mmengine.hooks import Hook
 from mmengine.visualization import Visualizer
 
-from mmevf.evaluation.metrics.text_following_metric import pairwise_mask_iou
+from mmevf.evaluation.metrics.text_following_metric import SAME_OBJECT_IOU, pairwise_mask_iou
 from mmevf.registry import HOOKS
 from mmevf.visualization.refer_seg_visualizer import make_contact_sheet
 
@@ -28,7 +28,7 @@ def distinct_objects_first(gt_masks: Optional[np.ndarray], num: int) -> List[int
     iou = pairwise_mask_iou(torch.from_numpy(gt_masks.astype(bool)))
     chosen: List[int] = []
     for i in range(len(gt_masks)):
-        if all(iou[i, j] <= 0.5 for j in chosen):
+        if all(iou[i, j] <= SAME_OBJECT_IOU for j in chosen):
             chosen.append(i)
     chosen += [i for i in range(len(gt_masks)) if i not in chosen]
     return chosen[:num]

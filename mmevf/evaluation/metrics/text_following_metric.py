@@ -13,6 +13,10 @@ from torch import Tensor
 
 from mmevf.registry import METRICS
 
+# ground-truth masks overlapping by more than this IoU are one object (expressions of one
+# annotation have identical masks)
+SAME_OBJECT_IOU = 0.5
+
 
 def pairwise_mask_iou(masks: Tensor, empty_iou: float = 1.0) -> Tensor:
     """(N, H, W) bool masks -> (N, N) float64 IoU of every pair.
@@ -27,7 +31,8 @@ def pairwise_mask_iou(masks: Tensor, empty_iou: float = 1.0) -> Tensor:
     return torch.where(union == 0, torch.full_like(iou, empty_iou), iou)
 
 
-def different_object_pairs(gt_masks: Tensor, same_object_iou: float = 0.5) -> Tensor:
+def different_object_pairs(gt_masks: Tensor,
+                           same_object_iou: float = SAME_OBJECT_IOU) -> Tensor:
     """(N, H, W) bool ground-truth masks -> (P, 2) long index pairs ``i < j`` of expressions
     naming different objects: those whose ground-truth masks overlap by IoU ≤ ``same_object_iou``
     (two expressions of one annotation have identical masks, IoU 1)."""
@@ -63,7 +68,7 @@ class TextFollowingMetric(BaseMetric):
     """
     default_prefix = 'text_following'
 
-    def __init__(self, same_object_iou: float = 0.5, **kwargs) -> None:
+    def __init__(self, same_object_iou: float = SAME_OBJECT_IOU, **kwargs) -> None:
         super().__init__(**kwargs)
         if not 0 <= same_object_iou < 1:
             raise ValueError(f'same_object_iou must be in [0, 1), got {same_object_iou}')
