@@ -1,19 +1,15 @@
 """COCO-format part datasets (PartImageNet, PASCAL-Part) as ``[semantic] {object part}`` data."""
-import contextlib
-import io
 import os.path as osp
 from collections import defaultdict
 from typing import Dict, List, Optional
 
 import numpy as np
-from mmengine import fileio
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 from pycocotools import mask as mask_utils
-from pycocotools.coco import COCO
 
 from mmevf.registry import DATASETS
-from .utils import ExpressionModes
+from .utils import ExpressionModes, load_coco
 
 
 def part_name(name: str) -> str:
@@ -76,33 +72,6 @@ class CocoPartDataset(ExpressionModes, BaseDataset):
         super().__init__(ann_file=ann_file, data_root=data_root, data_prefix=data_prefix,
                          **kwargs)
 
-    def _load_coco(self) -> COCO:
-        """The COCO api over ``ann_file`` after checking the fields this dataset relies on."""
-        try:
-            data = fileio.load(self.ann_file, file_format='json')
-        except FileNotFoundError:
-            raise FileNotFoundError(f'annotation file {self.ann_file} does not exist') from None
-        if not isinstance(data, dict):
-            raise ValueError(f'annotation file {self.ann_file} must hold a COCO json object')
-        for key in ('images', 'annotations', 'categories'):
-            if not isinstance(data.get(key), list):
-                raise ValueError(f'annotation file {self.ann_file} has no {key!r} list')
-        if not data['categories']:
-            raise ValueError(f'annotation file {self.ann_file} has an empty categories list')
-        cat_ids = {c['id'] for c in data['categories']}
-        img_ids = {img['id'] for img in data['images']}
-        for ann in data['annotations']:
-            for key, known, what in (('category_id', cat_ids, 'category'),
-                                     ('image_id', img_ids, 'image')):
-                if ann.get(key) not in known:
-                    raise ValueError(f'annotation file {self.ann_file}: annotation '
-                                     f'{ann.get("id")} names unknown {what} {ann.get(key)!r}')
-        coco = COCO()
-        coco.dataset = data
-        with contextlib.redirect_stdout(io.StringIO()):  # createIndex prints progress
-            coco.createIndex()
-        return coco
-
     def merged_mask(self, img: dict, anns: List[dict]) -> np.ndarray:
         """The union of the (H, W) masks of ``anns`` (one category of image ``img``), bool."""
         mask = np.zeros((img['height'], img['width']), bool)
@@ -129,7 +98,7 @@ class CocoPartDataset(ExpressionModes, BaseDataset):
         return dict(text=texts, instances=instances)
 
     def load_data_list(self) -> List[dict]:
-        self.coco = self._load_coco()
+        self.coco = load_coco(self.ann_file)
         cats = sorted(self.coco.dataset['categories'], key=lambda c: c['id'])
         cat2label = {c['id']: i for i, c in enumerate(cats)}
         # metainfo is set before load_data_list runs; the class names come from the json

@@ -27,7 +27,8 @@ if ROOT not in sys.path:  # the script is run from anywhere; mmevf lives at the 
 import mmengine  # noqa: E402
 
 from mmevf.checkpoint import ATOMIC_BACKEND_ARGS  # noqa: E402
-from mmevf.datasets.objects365 import eligible_annotations, load_coco  # noqa: E402
+from mmevf.datasets.objects365 import eligible_annotations  # noqa: E402
+from mmevf.datasets.utils import load_coco  # noqa: E402
 
 
 def filter_objects365(src: str, dst: str, force: bool = False) -> Dict[str, int]:
