@@ -8,7 +8,7 @@
 #   tools/dist_train.sh configs/evf_sam/evf-beit3l_sam-h_multitask.py 4
 _base_ = [
     '../_base_/models/evf-sam_beit3-l_sam-h.py',
-    '../_base_/datasets/ade20k_semantic.py',
+    '../_base_/datasets/mapillary_semantic.py',  # stacks every multitask source
     '../_base_/schedules/evf_15k.py',
     '../_base_/default_runtime.py',
 ]

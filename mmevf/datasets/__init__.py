@@ -1,13 +1,15 @@
 from .coco_parts import CocoPartDataset
 from .human_parsing import HumanParsingDataset
+from .mapillary_refer import MapillaryReferDataset
 from .multi_split import MultiSplitDataset
 from .objects365 import ObjectsInstanceDataset
 from .refer_seg import ReferSegDataset
 from .samplers import *  # noqa: F401,F403
-from .semantic_refer import SemanticReferDataset
+from .semantic_refer import BaseSemanticReferDataset, SemanticReferDataset, SemanticReferMixin
 from .transforms import *  # noqa: F401,F403
 
 __all__ = [
-    'CocoPartDataset', 'HumanParsingDataset', 'MultiSplitDataset', 'ObjectsInstanceDataset',
-    'ReferSegDataset', 'SemanticReferDataset'
+    'BaseSemanticReferDataset', 'CocoPartDataset', 'HumanParsingDataset', 'MapillaryReferDataset',
+    'MultiSplitDataset', 'ObjectsInstanceDataset', 'ReferSegDataset', 'SemanticReferDataset',
+    'SemanticReferMixin'
 ]

@@ -2,7 +2,7 @@
 from typing import Dict, Optional
 
 from mmevf.registry import DATASETS
-from .semantic_refer import SemanticReferDataset
+from .semantic_refer import BaseSemanticReferDataset
 
 # The official EVF-SAM humanparsing table (/work/shared/reference/evf_sam.md §4.3): raw label k of
 # an ATR label PNG is ATR_LABELS[k]. Left / right are already given in the viewer's perspective
@@ -14,14 +14,14 @@ ATR_LABELS = ('background', 'hat', 'hair', 'sunglasses', 'upper clothes', 'skirt
 
 
 @DATASETS.register_module()
-class HumanParsingDataset(SemanticReferDataset):
+class HumanParsingDataset(BaseSemanticReferDataset):
     """ATR-style human parsing turned into ``[semantic] {part}`` text prompts.
 
     Layout (EVF-SAM's ``humanparsing/``): ``JPEGImages/*.jpg`` with the single-channel label PNG
     of the same stem in ``SegmentationClassAug/``; raw values 0..17 index :data:`ATR_LABELS`.
     Background (raw 0) is ignored (``reduce_zero_label``: raw k is class k - 1 of the 17 parts),
     unlike the official code, which may sample it, because "background" is no part to refer
-    to. Everything else is :class:`SemanticReferDataset`'s: the item format (``text``,
+    to. Everything else is the ``SemanticReferMixin``'s: the item format (``text``,
     ``instances`` with one COCO RLE per text, ``bbox_label`` = part index), ``text_mode``
     ``'original'`` (every part present) / ``'random'`` (up to ``max_expressions`` per read), a
     ``metainfo`` subset of the parts, and errors naming the file (a label value above 17, a
@@ -30,7 +30,7 @@ class HumanParsingDataset(SemanticReferDataset):
     Args:
         data_root: the ``humanparsing/`` folder.
         data_prefix: ``img_path`` and ``seg_map_path`` relative to ``data_root``.
-        **kwargs: :class:`SemanticReferDataset`'s arguments (``text_mode``,
+        **kwargs: the ``SemanticReferMixin``'s arguments (``text_mode``,
             ``max_expressions``, ``prompt_prefix``, ``ann_file``, ``pipeline``, ...).
     """
 

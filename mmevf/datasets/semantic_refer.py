@@ -1,36 +1,40 @@
-"""ADE20K as referring segmentation: ``[semantic] {class}`` expressions over mmseg's listing."""
+"""Semantic label maps as referring segmentation: ``[semantic] {class}`` expressions.
+
+:class:`SemanticReferMixin` turns any mmseg ``BaseSegDataset`` (its listing, class names,
+``reduce_zero_label`` and class-subset ``label_map``) into one referring item per image;
+:class:`SemanticReferDataset` is ADE20K (mmseg's ``ADE20KDataset``) and
+:class:`BaseSemanticReferDataset` any label-map dataset whose classes the config names.
+"""
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from mmcv import imfrombytes
 from mmengine import fileio
 from mmengine.logging import print_log
-from mmseg.datasets import ADE20KDataset
+from mmseg.datasets import ADE20KDataset, BaseSegDataset
 from pycocotools import mask as mask_utils
 
 from mmevf.registry import DATASETS
 from .utils import ExpressionModes
 
 
-@DATASETS.register_module()
-class SemanticReferDataset(ExpressionModes, ADE20KDataset):
-    """Semantic segmentation turned into text prompts, built on mmseg's ``ADE20KDataset``.
+class SemanticReferMixin(ExpressionModes):
+    """Semantic segmentation turned into text prompts, mixed into an mmseg dataset class.
 
-    mmseg's dataset supplies the file listing (``{img_path}/*.jpg`` with the label PNG of the
-    same stem under ``seg_map_path``, or the stems of ``ann_file``), the 150 class names and
-    ``reduce_zero_label`` (raw label 0 is ignored, raw k is class k - 1); a ``metainfo`` with a
-    subset of the classes maps the others to ignored, as in mmseg. Each item is one image with
-    one expression ``f'{prompt_prefix}{class name}'`` (EVF-SAM: ``'[semantic] wall'``) and one
-    mask (all pixels of that class) per class, in :class:`ReferSegDataset`'s format, so the
-    same pipeline (``mmdet.LoadAnnotations`` with masks, ``TokenizeText``,
+    The mmseg dataset supplies the file listing (``{img_path}/*{img_suffix}`` with the label
+    PNG of the same stem under ``seg_map_path``, or the stems of ``ann_file``), the class names
+    and ``reduce_zero_label`` (raw label 0 is ignored, raw k is class k - 1); a ``metainfo``
+    with a subset of the classes maps the others to ignored, as in mmseg. Each item is one
+    image with one expression ``f'{prompt_prefix}{class name}'`` (EVF-SAM: ``'[semantic]
+    wall'``) and one mask (all pixels of that class) per class, in :class:`ReferSegDataset`'s
+    format, so the same pipeline (``mmdet.LoadAnnotations`` with masks, ``TokenizeText``,
     ``PackReferInputs``) and ``ReferSegMetric`` apply; one SAM image-encoder pass serves all
     expressions of an image. Items carry ``img_path``, ``seg_map_path``, ``img_id`` (the file
     stem), ``height``, ``width``, ``text`` (list of str) and ``instances`` (one
     ``dict(mask=<COCO RLE of the (height, width) mask, str counts>, bbox_label=<class index>,
-    ignore_flag=0)`` per text). Class names are stripped (mmseg writes ``'bed '``); otherwise
-    they are mmseg's, which follow the same ADE20K SceneParsing list as the official
-    ``ade20k_classes.json`` (e.g. ``'windowpane'``, ``'chest of drawers'``).
+    ignore_flag=0)`` per text). Class names are stripped and lower-cased (mmseg writes
+    ``'bed '``, Mapillary ``'Street Light'``; the official code lower-cases too).
 
     - ``text_mode='original'`` (evaluation, the default): every class present in the label map,
       in increasing class index. The label PNGs are read once at start-up; images with no
@@ -45,31 +49,42 @@ class SemanticReferDataset(ExpressionModes, ADE20KDataset):
       channel, or a missing image / label file raises an error naming the file.
 
     Args:
-        data_root: folder holding ``images/`` and ``annotations/`` (EVF-SAM:
-            ``ade20k/``, mmseg: ``data/ade/ADEChallengeData2016/``).
-        data_prefix: ``img_path`` and ``seg_map_path`` relative to ``data_root``.
         text_mode: ``'original'`` or ``'random'``.
         max_expressions: cap on the expressions drawn per read in ``'random'`` mode
             (``None``: every class present).
         prompt_prefix: put before the class name.
+        ignore_classes: names of classes that are no referent (Mapillary's ``'Unlabeled'``):
+            their pixels are ignored like unlabelled ones.
         check_files: verify at start-up that every image and label file exists (local paths).
-        **kwargs: the rest of mmseg's ``BaseSegDataset`` arguments (``ann_file``,
+        **kwargs: the mmseg dataset's arguments (``data_root``, ``data_prefix``, ``ann_file``,
             ``metainfo``, ``pipeline``, ``reduce_zero_label``, ``backend_args``, ...).
     """
 
     def __init__(self,
-                 data_root: Optional[str] = None,
-                 data_prefix: Dict = dict(
-                     img_path='images/training', seg_map_path='annotations/training'),
                  text_mode: str = 'original',
                  max_expressions: Optional[int] = None,
                  prompt_prefix: str = '[semantic] ',
+                 ignore_classes: Sequence[str] = (),
                  check_files: bool = True,
                  **kwargs) -> None:
         self.set_expression_modes(text_mode, max_expressions)
         self.prompt_prefix = prompt_prefix
+        self.ignore_classes = tuple(ignore_classes)
         self.check_files = check_files
-        super().__init__(data_root=data_root, data_prefix=data_prefix, **kwargs)
+        super().__init__(**kwargs)
+
+    def check_classes(self) -> None:
+        """Class names are known and ``ignore_classes`` among them; sets ``ignored_indices``
+        (indices after any ``label_map``). Runs when the data list is loaded, after mmseg has
+        set up ``metainfo``."""
+        classes = list(self.metainfo.get('classes') or ())
+        if not classes:
+            raise ValueError(f'{type(self).__name__} needs class names: '
+                             'metainfo=dict(classes=(...))')
+        unknown = set(self.ignore_classes) - set(classes)
+        if unknown:
+            raise ValueError(f'ignore_classes {sorted(unknown)} are not among the classes')
+        self.ignored_indices = [classes.index(name) for name in self.ignore_classes]
 
     def read_label(self, seg_map_path: str) -> np.ndarray:
         """The class index of every pixel, (H, W) int64, ``ignore_index`` where unlabelled.
@@ -84,7 +99,8 @@ class SemanticReferDataset(ExpressionModes, ADE20KDataset):
         if raw is None or raw.ndim != 2:
             raise ValueError(f'label map {seg_map_path} must be a single-channel PNG, got shape '
                              f'{None if raw is None else raw.shape}')
-        num_classes = len(self.METAINFO['classes'])
+        # the raw values index the full class list, before any metainfo subset
+        num_classes = len(self.METAINFO.get('classes') or self.metainfo['classes'])
         values = np.unique(raw)
         if self.reduce_zero_label:
             bad = values[(values < 0) | (values > num_classes)]
@@ -105,6 +121,8 @@ class SemanticReferDataset(ExpressionModes, ADE20KDataset):
             for old, new in self.label_map.items():
                 mapped[label == old] = new
             label = mapped
+        for index in self.ignored_indices:
+            label[label == index] = self.ignore_index
         return label
 
     def present_classes(self, label: np.ndarray) -> List[int]:
@@ -119,7 +137,7 @@ class SemanticReferDataset(ExpressionModes, ADE20KDataset):
             rle = mask_utils.encode(np.asfortranarray(label == c, dtype=np.uint8))
             # mmdet's LoadAnnotations accepts RLE counts as str or list only, not bytes
             rle['counts'] = rle['counts'].decode('ascii')
-            texts.append(f'{self.prompt_prefix}{names[c].strip()}')
+            texts.append(f'{self.prompt_prefix}{names[c].strip().lower()}')
             instances.append(dict(mask=rle, bbox_label=c, ignore_flag=0))
         return dict(text=texts, instances=instances)
 
@@ -133,6 +151,7 @@ class SemanticReferDataset(ExpressionModes, ADE20KDataset):
         return self.expressions(label, classes)
 
     def load_data_list(self) -> List[dict]:
+        self.check_classes()
         data_list = super().load_data_list()
         if not data_list:
             raise ValueError(f'no image *{self.img_suffix} in {self.data_prefix.get("img_path")}'
@@ -177,3 +196,46 @@ class SemanticReferDataset(ExpressionModes, ADE20KDataset):
             info.update(height=height, width=width)
         return self.pipeline(info)
 
+
+@DATASETS.register_module()
+class SemanticReferDataset(SemanticReferMixin, ADE20KDataset):
+    """ADE20K as ``[semantic] {class}`` prompts, on mmseg's ``ADE20KDataset``: its layout
+    (``images/{training,validation}/*.jpg``, ``annotations/.../*.png``), its 150 class names
+    (the same SceneParsing list as the official ``ade20k_classes.json``, e.g.
+    ``'windowpane'``, ``'chest of drawers'``) and ``reduce_zero_label=True`` (raw 0 = "other"
+    is ignored). See :class:`SemanticReferMixin` for items, modes and errors.
+
+    Args:
+        data_root: folder holding ``images/`` and ``annotations/`` (EVF-SAM:
+            ``ade20k/``, mmseg: ``data/ade/ADEChallengeData2016/``).
+        data_prefix: ``img_path`` and ``seg_map_path`` relative to ``data_root``.
+        **kwargs: :class:`SemanticReferMixin`'s and mmseg's arguments.
+    """
+
+    def __init__(self,
+                 data_root: Optional[str] = None,
+                 data_prefix: Dict = dict(
+                     img_path='images/training', seg_map_path='annotations/training'),
+                 **kwargs) -> None:
+        super().__init__(data_root=data_root, data_prefix=data_prefix, **kwargs)
+
+
+@DATASETS.register_module()
+class BaseSemanticReferDataset(SemanticReferMixin, BaseSegDataset):
+    """Any label-map dataset in mmseg's layout as ``[semantic] {class}`` prompts, its classes
+    named by the config (``metainfo=dict(classes=(...))``, raw value k = class k, or k - 1
+    with ``reduce_zero_label=True``), like mmseg's ``BaseSegDataset``. See
+    :class:`SemanticReferMixin` for items, modes and errors.
+
+    Args:
+        data_root: the dataset folder.
+        data_prefix: ``img_path`` and ``seg_map_path`` relative to ``data_root``.
+        **kwargs: :class:`SemanticReferMixin`'s and mmseg's arguments (``metainfo``,
+            ``img_suffix``, ``seg_map_suffix``, ``reduce_zero_label``, ...).
+    """
+
+    def __init__(self,
+                 data_root: Optional[str] = None,
+                 data_prefix: Dict = dict(img_path='images', seg_map_path='annotations'),
+                 **kwargs) -> None:
+        super().__init__(data_root=data_root, data_prefix=data_prefix, **kwargs)

@@ -10,9 +10,11 @@ from mmengine.registry import init_default_scope
 
 ROOT = Path(__file__).resolve().parents[2]
 MULTITASK = ROOT / 'configs/evf_sam/evf-beit3l_sam-h_multitask.py'
-RES_ADE20K = ROOT / 'configs/evf_sam/multitask/evf-beit3l_sam-h_res-ade20k.py'
+TAB7 = {name: ROOT / f'configs/evf_sam/multitask/evf-beit3l_sam-h_{name}.py'
+        for name in ('res-ade20k', 'res-mapillary', 'res-ade20k-mapillary')}
+RES_ADE20K = TAB7['res-ade20k']
 BASES = [ROOT / f'configs/_base_/datasets/{name}.py'
-         for name in ('objects365', 'parts', 'ade20k_semantic')]
+         for name in ('objects365', 'parts', 'ade20k_semantic', 'mapillary_semantic')]
 REFCOCO_PREFIXES = ['refcoco_val', 'refcoco_testA', 'refcoco_testB', 'refcoco+_val',
                     'refcoco+_testA', 'refcoco+_testB', 'refcocog_val', 'refcocog_test']
 # source type of each train source, in source_ratio order
@@ -26,7 +28,7 @@ def shares(ratio):
     return [Fraction(r, total) for r in ratio]
 
 
-@pytest.mark.parametrize('path', BASES + [MULTITASK, RES_ADE20K], ids=lambda p: p.stem)
+@pytest.mark.parametrize('path', BASES + [MULTITASK, *TAB7.values()], ids=lambda p: p.stem)
 def test_config_loads(path):
     cfg = Config.fromfile(str(path))
     loader = cfg.train_dataloader
@@ -53,6 +55,11 @@ def test_dataset_bases():
         ['CocoPartDataset', 'HumanParsingDataset', 'CocoPartDataset']
     o365 = Config.fromfile(str(BASES[0]))
     assert o365.train_dataloader.dataset.type == 'ObjectsInstanceDataset'
+    mapillary = Config.fromfile(str(BASES[3]))
+    assert mapillary.train_dataloader.dataset.type == 'MapillaryReferDataset'
+    assert mapillary.train_dataloader.dataset.data_prefix.seg_map_path == 'training/v2.0/labels'
+    assert mapillary.val_dataloader.dataset.text_mode == 'original'
+    assert mapillary.val_evaluator == dict(type='ReferSegMetric', prefix='mapillary_val')
 
 
 def test_multitask_mix_and_test_run():
@@ -83,13 +90,21 @@ def test_multitask_mix_and_test_run():
     assert cfg.val_evaluator == refcoco.val_evaluator
 
 
-def test_tab7_res_ade20k():
-    cfg = Config.fromfile(str(RES_ADE20K))
+@pytest.mark.parametrize('row,semantic,ratio', [
+    ('res-ade20k', ['SemanticReferDataset'], [16, 4]),
+    ('res-mapillary', ['MapillaryReferDataset'], [16, 4]),
+    ('res-ade20k-mapillary', ['SemanticReferDataset', 'MapillaryReferDataset'], [16, 4, 4]),
+])
+def test_tab7_rows(row, semantic, ratio):
+    cfg = Config.fromfile(str(TAB7[row]))
     loader = cfg.train_dataloader
-    assert [d.type for d in loader.dataset.datasets] == ['ReferSegDataset'] * 4 + \
-        ['SemanticReferDataset']
-    assert shares(loader.sampler.source_ratio) == shares([4, 4, 4, 4, 4])
+    assert [d.type for d in loader.dataset.datasets] == ['ReferSegDataset'] * 4 + semantic
+    refer = shares(loader.sampler.source_ratio)
+    assert [sum(refer[:4])] + refer[4:] == shares(ratio)
     assert cfg.test_evaluator.dataset_prefixes[-1] == 'ade20k_val'
+    multitask = Config.fromfile(str(MULTITASK))
+    for key in ('model', 'optim_wrapper', 'param_scheduler', 'train_cfg', 'test_dataloader'):
+        assert cfg[key] == multitask[key], key
 
 
 def _local(dataset, **kwargs):
