@@ -4,7 +4,8 @@
 #   : Objects365 : ADE20K : PartImageNet : HumanParsing : PASCAL-Part = 16 : 4 : 4 : 2 : 2 : 1
 # (maintainers, EVF-SAM issue #41), each sample's source drawn by RatioSourceSampler.
 # Validation: RefCOCO val. tools/test.py scores the eight RefCOCO-family splits and ADE20K val
-# (every class present, `[semantic] {class}`) in one run, keys `<source>/cIoU`, ...
+# (every class present, `[semantic] {class}`; also mmseg's mIoU, see ade20k_semantic.py) in
+# one run, keys `<source>/cIoU`, ...
 #   tools/dist_train.sh configs/evf_sam/evf-beit3l_sam-h_multitask.py 4
 _base_ = [
     '../_base_/models/evf-sam_beit3-l_sam-h.py',
@@ -71,7 +72,8 @@ test_dataloader = dict(
 test_evaluator = dict(
     _delete_=True,
     type='mmdet.MultiDatasetsEvaluator',
-    metrics=[dict(type='ReferSegMetric') for _ in test_prefixes],
+    metrics=[dict(type='ReferSegMetric') for _ in _base_.refcoco_splits] +
+    [dict(type='MetricGroup', metrics=_base_.semantic_metrics)],
     dataset_prefixes=test_prefixes)
 
 default_hooks = dict(

@@ -49,7 +49,12 @@ def test_dataset_bases():
             ade.train_dataloader.dataset.max_expressions) == ('random', 3)
     val = ade.val_dataloader.dataset
     assert val.text_mode == 'original' and val.data_prefix.img_path == 'images/validation'
-    assert ade.val_evaluator == dict(type='ReferSegMetric', prefix='ade20k_val')
+    # the paper's reading (cIoU / gIoU) and mmseg's mIoU over the 150 classes beside it
+    assert ade.val_evaluator == [
+        dict(type='ReferSegMetric', prefix='ade20k_val'),
+        dict(type='SemanticIoUMetric', num_classes=150, iou_metrics=['mIoU'],
+             prefix='ade20k_val')]
+    assert [t for t in val.pipeline if t.type == 'mmdet.LoadAnnotations'][0].with_label
     parts = Config.fromfile(str(BASES[1]))
     assert [d.type for d in parts.train_dataloader.dataset.datasets] == \
         ['CocoPartDataset', 'HumanParsingDataset', 'CocoPartDataset']
@@ -59,7 +64,10 @@ def test_dataset_bases():
     assert mapillary.train_dataloader.dataset.type == 'MapillaryReferDataset'
     assert mapillary.train_dataloader.dataset.data_prefix.seg_map_path == 'training/v2.0/labels'
     assert mapillary.val_dataloader.dataset.text_mode == 'original'
-    assert mapillary.val_evaluator == dict(type='ReferSegMetric', prefix='mapillary_val')
+    assert mapillary.val_evaluator == [
+        dict(type='ReferSegMetric', prefix='mapillary_val'),
+        dict(type='SemanticIoUMetric', num_classes=124, iou_metrics=['mIoU'],
+             prefix='mapillary_val')]
 
 
 def test_multitask_mix_and_test_run():
@@ -83,6 +91,9 @@ def test_multitask_mix_and_test_run():
         len(prefixes)
     assert cfg.test_dataloader.dataset.datasets[-1].type == 'SemanticReferDataset'
     assert cfg.test_dataloader.dataset.datasets[-1].text_mode == 'original'
+    assert cfg.test_evaluator.metrics[-1] == dict(type='MetricGroup', metrics=[
+        dict(type='ReferSegMetric'),
+        dict(type='SemanticIoUMetric', num_classes=150, iou_metrics=['mIoU'])])
     # paper schedule and model as the RES config
     refcoco = Config.fromfile(str(ROOT / 'configs/evf_sam/evf-beit3l_sam-h_refcoco.py'))
     for key in ('model', 'optim_wrapper', 'param_scheduler', 'train_cfg', 'default_hooks'):

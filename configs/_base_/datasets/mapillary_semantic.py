@@ -5,7 +5,8 @@
 #   data/mapillary/{training,validation}/v2.0/labels/*.png
 # `tools/dataset_converters/make_synthetic_mapillary.py` writes a small synthetic set.
 # Training draws up to 3 of the classes present per read; validation prompts every class
-# present (keys `mapillary_val/cIoU`, ...). Pipelines are refcoco.py's; see objects365.py for
+# present (keys `mapillary_val/cIoU`, ...; mmseg's mIoU over the 124 classes beside it, as for
+# ADE20K). Pipelines are refcoco.py's; see objects365.py for
 # the base chain (refer_seg_union <- objects365 <- parts <- ade20k_semantic <- this).
 _base_ = ['./ade20k_semantic.py']
 
@@ -23,10 +24,13 @@ mapillary_val = dict(
     data_prefix=dict(img_path='validation/images', seg_map_path='validation/v2.0/labels'),
     text_mode='original',
     test_mode=True,
-    pipeline=_base_.test_pipeline)
+    pipeline=_base_.semantic_test_pipeline)
 
 train_dataloader = dict(dataset=dict(_delete_=True, **mapillary_train))
 val_dataloader = dict(dataset=dict(_delete_=True, **mapillary_val))
 test_dataloader = val_dataloader
-val_evaluator = dict(_delete_=True, type='ReferSegMetric', prefix='mapillary_val')
+val_evaluator = [
+    dict(type='ReferSegMetric', prefix='mapillary_val'),
+    dict(type='SemanticIoUMetric', num_classes=124, iou_metrics=['mIoU'], prefix='mapillary_val'),
+]
 test_evaluator = val_evaluator

@@ -7,8 +7,10 @@ make_synthref``), as the tests and ``tools/analysis/benchmark.py`` do; nothing i
 from .generator import (COLORS, NUM_OBJECTS, SHAPES, SIZES, SPLITS, describe, make_synthref,
                         place_objects, render, shape_polygon)
 from .tokenizers import train_tokenizer, write_bert_vocab
+from .twins import TWIN_TEXTS, make_synthref_twins
 
 __all__ = [
     'COLORS', 'NUM_OBJECTS', 'SHAPES', 'SIZES', 'SPLITS', 'describe', 'make_synthref',
-    'place_objects', 'render', 'shape_polygon', 'train_tokenizer', 'write_bert_vocab'
+    'place_objects', 'render', 'shape_polygon', 'train_tokenizer', 'write_bert_vocab',
+    'TWIN_TEXTS', 'make_synthref_twins'
 ]

@@ -165,7 +165,8 @@ def make_synthref(out: str, num_images: int = 200, seed: int = 0,
         json.dump(dict(images=images, annotations=annotations, categories=categories), f)
     with open(osp.join(out, 'synthref', 'refs(unc).p'), 'wb') as f:
         pickle.dump(refs, f, protocol=2)
-    all_sentences = [s['sent'] for r in refs for s in r['sentences']]
+    from .twins import TWIN_TEXTS  # the twins' prompts: one tokenizer for the tiny models
+    all_sentences = [s['sent'] for r in refs for s in r['sentences']] + TWIN_TEXTS
     train_tokenizer(all_sentences, osp.join(out, 'tokenizer'))
     write_bert_vocab(all_sentences, osp.join(out, 'bert_tokenizer'))
     return counts

@@ -1,0 +1,115 @@
+"""The tiny multi-task config end to end on SynthRef and small twins: tools/test.py prints one
+row per source (the semantic row with mmseg's mIoU too) whose numbers equal a run over that
+source alone, and tools/dist_train.sh trains it for 2 iterations on 2 processes and resumes."""
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from mmevf.checkpoint import load_local_checkpoint
+from mmevf.registry import MODELS
+from tools.dataset_converters.synthref import make_synthref_twins
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / 'configs/evf_sam/evf-tiny_synthref_multitask.py'
+SOURCES = ['synthref_val', 'synthref_testA', 'synthref_testB', 'semantic_val', 'parts_val',
+           'humanparsing_val']
+FAST_LOADER = ['num_workers=0', 'persistent_workers=False']
+
+
+def run(cmd: list, cwd: Path, **env) -> str:
+    full_env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=str(ROOT), **env)
+    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def table(output: str) -> dict:
+    """tools/test.py's summary table -> {row: {column: value}}."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith('split '))
+    columns = lines[start].split()[1:]
+    rows = {}
+    for line in lines[start + 2:]:
+        cells = line.split()
+        if not cells or not re.fullmatch(r'[-\d.]+', cells[-1]):
+            break
+        rows[cells[0]] = dict(zip(columns, map(float, cells[1:])))
+    return rows
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory, synthref_root) -> Path:
+    """A folder laid out like the repository's data/ for the config's relative paths, with a
+    random-weight checkpoint of the tiny model."""
+    cwd = tmp_path_factory.mktemp('multitask')
+    (cwd / 'data').mkdir()
+    (cwd / 'data/synthref').symlink_to(synthref_root)
+    make_synthref_twins(str(cwd / 'data/synthref_twins'), num_images=12, seed=2)
+    init_default_scope('mmevf')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(CONFIG)).model)
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), cwd / 'tiny.pth')
+    return cwd
+
+
+def test_test_tool_one_row_per_source(workspace):
+    options = ['--cfg-options'] + [f'test_dataloader.{o}' for o in FAST_LOADER]
+    rows = table(run([sys.executable, str(ROOT / 'tools/test.py'), str(CONFIG), 'tiny.pth',
+                      '--work-dir', 'all', *options], workspace))
+    assert list(rows) == SOURCES
+    assert all({'cIoU', 'gIoU', 'crossIoU'} <= set(r) for r in rows.values())
+    assert set(rows) - {'semantic_val'} == {s for s in rows if 'mIoU' not in rows[s]}
+    assert 0 <= rows['semantic_val']['mIoU'] <= 100
+
+    # the semantic source alone, as its own single-dataset test run: the same numbers
+    cfg = Config.fromfile(str(CONFIG))
+    alone = workspace / 'semantic_alone.py'
+    alone.write_text(
+        f'_base_ = [{str(CONFIG)!r}]\n'
+        'test_dataloader = dict(dataset=dict(_delete_=True, '
+        f'**{cfg.test_dataloader.dataset.datasets[3].to_dict()!r}))\n'
+        f'test_evaluator = [dict({cfg.test_evaluator.metrics[3]!r}, '
+        "prefix='semantic_val')]\n")
+    single = table(run([sys.executable, str(ROOT / 'tools/test.py'), str(alone), 'tiny.pth',
+                        '--work-dir', 'alone', *options], workspace))
+    assert single == {'semantic_val': rows['semantic_val']}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def test_dist_train_two_iterations_and_resume(workspace):
+    options = ['--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=100',
+               'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.save_best=None',
+               'default_hooks.logger.interval=1',
+               'train_dataloader.batch_size=2', 'train_dataloader.sampler.batch_size=2',
+               *[f'train_dataloader.{o}' for o in FAST_LOADER]]
+    log = run(['bash', str(ROOT / 'tools/dist_train.sh'), str(CONFIG), '2', '--work-dir', 'dist',
+               *options], workspace, PORT=str(free_port()))
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log
+    assert re.search(r'Iter\(train\) \[2/2\].*loss: [\d.]+', log), log[-2000:]
+    first = load_local_checkpoint(str(workspace / 'dist/iter_2.pth'))['state_dict']
+
+    # resume from iteration 1 and reach iteration 2 again: the same weights
+    resumed_dir = workspace / 'resumed'
+    resumed_dir.mkdir()
+    (resumed_dir / 'iter_1.pth').write_bytes((workspace / 'dist/iter_1.pth').read_bytes())
+    log = run(['bash', str(ROOT / 'tools/dist_train.sh'), str(CONFIG), '2', '--work-dir',
+               'resumed', '--resume', 'resumed/iter_1.pth', *options], workspace,
+              PORT=str(free_port()))
+    assert 'resumed epoch: 0, iter: 1' in log
+    second = load_local_checkpoint(str(resumed_dir / 'iter_2.pth'))['state_dict']
+    for key in first:
+        torch.testing.assert_close(second[key], first[key], rtol=1e-5, atol=1e-6)
