@@ -2,6 +2,8 @@ import importlib.util
 import json
 import os
 import pickle
+import socket
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +20,23 @@ if str(ROOT) not in sys.path:
 @pytest.fixture(scope='session')
 def repo_root() -> Path:
     return ROOT
+
+
+def free_port() -> int:
+    """A free local TCP port for a distributed run's rendezvous."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def run_command(cmd: list, cwd: Path = ROOT, **env) -> str:
+    """Run ``cmd`` with this Python as ``PYTHON`` and the repository importable; its output,
+    asserting that it succeeded."""
+    full_env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=str(ROOT), **env)
+    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
 
 
 def load_tool(name: str) -> ModuleType:

@@ -1,9 +1,6 @@
 """tools/dist_train.sh trains with two CPU processes over gloo: DDP really averages gradients
 (2 processes x batch 4 == 1 process x batch 8) and a distributed run resumes."""
-import os
 import shutil
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,23 +10,14 @@ from mmengine.config import Config
 
 from mmevf.checkpoint import load_local_checkpoint as load_checkpoint_file
 from mmevf.compat import setup_cpu_distributed
+from tests.conftest import free_port, run_command
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = 'tests/fixtures/configs/toy_regression.py'
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def run(cmd: list, **env) -> str:
-    full_env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=str(ROOT), **env)
-    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
+    return run_command(cmd, ROOT, **env)
 
 
 def final_weights(work_dir: Path) -> dict:

@@ -1,10 +1,7 @@
 """The tiny multi-task config end to end on SynthRef and small twins: tools/test.py prints one
 row per source (the semantic row with mmseg's mIoU too) whose numbers equal a run over that
 source alone, and tools/dist_train.sh trains it for 2 iterations on 2 processes and resumes."""
-import os
 import re
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +12,7 @@ from mmengine.registry import init_default_scope
 
 from mmevf.checkpoint import load_local_checkpoint
 from mmevf.registry import MODELS
+from tests.conftest import free_port, run_command as run
 from tools.dataset_converters.synthref import make_synthref_twins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,14 +20,6 @@ CONFIG = ROOT / 'configs/evf_sam/evf-tiny_synthref_multitask.py'
 SOURCES = ['synthref_val', 'synthref_testA', 'synthref_testB', 'semantic_val', 'parts_val',
            'humanparsing_val']
 FAST_LOADER = ['num_workers=0', 'persistent_workers=False']
-
-
-def run(cmd: list, cwd: Path, **env) -> str:
-    full_env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=str(ROOT), **env)
-    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
 
 
 def table(output: str) -> dict:
@@ -82,12 +72,6 @@ def test_test_tool_one_row_per_source(workspace):
     single = table(run([sys.executable, str(ROOT / 'tools/test.py'), str(alone), 'tiny.pth',
                         '--work-dir', 'alone', *options], workspace))
     assert single == {'semantic_val': rows['semantic_val']}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def test_dist_train_two_iterations_and_resume(workspace):

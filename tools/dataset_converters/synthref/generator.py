@@ -50,10 +50,12 @@ def shape_polygon(shape: str, cx: float, cy: float, r: float) -> np.ndarray:
     return np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], 1)
 
 
-def place_objects(rng: np.random.Generator, width: int, height: int) -> List[dict]:
-    """3-5 well separated objects with random shape, colour, size and position."""
+def place_objects(rng: np.random.Generator, width: int, height: int,
+                  num_objects: Tuple[int, int] = NUM_OBJECTS) -> List[dict]:
+    """3-5 (``num_objects``, as many as fit) well separated objects with random shape, colour,
+    size and position."""
     objects: List[dict] = []
-    wanted = int(rng.integers(NUM_OBJECTS[0], NUM_OBJECTS[1] + 1))
+    wanted = int(rng.integers(num_objects[0], num_objects[1] + 1))
     for _ in range(300):
         if len(objects) >= wanted:
             break
@@ -165,8 +167,8 @@ def make_synthref(out: str, num_images: int = 200, seed: int = 0,
         json.dump(dict(images=images, annotations=annotations, categories=categories), f)
     with open(osp.join(out, 'synthref', 'refs(unc).p'), 'wb') as f:
         pickle.dump(refs, f, protocol=2)
-    from .twins import TWIN_TEXTS  # the twins' prompts: one tokenizer for the tiny models
-    all_sentences = [s['sent'] for r in refs for s in r['sentences']] + TWIN_TEXTS
-    train_tokenizer(all_sentences, osp.join(out, 'tokenizer'))
-    write_bert_vocab(all_sentences, osp.join(out, 'bert_tokenizer'))
+    from .twins import TWIN_TEXTS  # the twins' prompts: one tokenizer for the tiny EVF-SAMs
+    all_sentences = [s['sent'] for r in refs for s in r['sentences']]
+    train_tokenizer(all_sentences + TWIN_TEXTS, osp.join(out, 'tokenizer'))
+    write_bert_vocab(all_sentences, osp.join(out, 'bert_tokenizer'))  # DIT reads no twin
     return counts

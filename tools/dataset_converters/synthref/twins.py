@@ -2,7 +2,10 @@
 
 - ``semantic/``: ADE20K's layout (``images/{training,validation}/*.jpg``,
   ``annotations/{training,validation}/*.png``, raw 0 = unlabelled floor, raw k = shape k - 1 of
-  :data:`SEMANTIC_CLASSES`), read by ``BaseSemanticReferDataset`` with those classes;
+  :data:`SEMANTIC_CLASSES`), read by ``BaseSemanticReferDataset`` with those classes. Its
+  scenes are larger and hold 6-9 shapes, so that most classes have several instances:
+  ``[semantic] circle`` is every circle, which a referring model (one object an expression)
+  does not learn from SynthRef;
 - ``parts/``: PartImageNet's COCO layout (``images/{train,val}/*.jpg``,
   ``annotations/{train,val}/{train,val}.json``): every shape in two halves, its lower half a
   darker shade, categories ``'{shape}:top half'`` / ``'{shape}:bottom half'`` with RLE masks
@@ -21,7 +24,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .generator import COLORS, SHAPES, place_objects, render
+from .generator import COLORS, NUM_OBJECTS, SHAPES, place_objects, render
 
 SEMANTIC_CLASSES = SHAPES
 HALVES = ('top half', 'bottom half')
@@ -36,6 +39,8 @@ TWIN_TEXTS = ([f'[semantic] {c}' for c in SEMANTIC_CLASSES]
               + [f'[semantic] {c.replace(":", " ")}' for c in PART_CATEGORIES]
               + [f'[semantic] {n}' for n in ATR_NAMES])
 SIZES = ((256, 192), (224, 224), (192, 256), (256, 160))  # (width, height) as SynthRef
+SEMANTIC_SIZES = ((320, 240), (288, 288), (240, 320))
+SEMANTIC_OBJECTS = (6, 9)
 
 
 def _shape_mask(obj: dict, height: int, width: int) -> np.ndarray:
@@ -49,16 +54,27 @@ def _split(rng: np.random.Generator, val_fraction: float) -> str:
     return 'val' if rng.random() < val_fraction else 'train'
 
 
+def _make_dirs(out: str, splits: Tuple[str, ...]) -> None:
+    for split in splits:
+        os.makedirs(osp.join(out, 'images', split), exist_ok=True)
+        os.makedirs(osp.join(out, 'annotations', split), exist_ok=True)
+
+
+def _scene(rng: np.random.Generator, sizes: Tuple[Tuple[int, int], ...] = SIZES,
+           num_objects: Tuple[int, int] = NUM_OBJECTS
+           ) -> Tuple[int, int, List[dict], np.ndarray]:
+    """A SynthRef scene: width, height, its objects and the (H, W, 3) BGR image."""
+    width, height = sizes[rng.integers(len(sizes))]
+    objects = place_objects(rng, width, height, num_objects)
+    return width, height, objects, render(rng, width, height, objects)
+
+
 def make_semantic(out: str, num_images: int, rng: np.random.Generator,
                   val_fraction: float) -> Dict[str, int]:
     counts = dict(training=0, validation=0)
-    for split in counts:
-        os.makedirs(osp.join(out, 'images', split), exist_ok=True)
-        os.makedirs(osp.join(out, 'annotations', split), exist_ok=True)
+    _make_dirs(out, tuple(counts))
     for i in range(num_images):
-        width, height = SIZES[rng.integers(len(SIZES))]
-        objects = place_objects(rng, width, height)
-        image = render(rng, width, height, objects)
+        width, height, objects, image = _scene(rng, SEMANTIC_SIZES, SEMANTIC_OBJECTS)
         label = np.zeros((height, width), np.uint8)
         for obj in objects:
             label[_shape_mask(obj, height, width)] = SEMANTIC_CLASSES.index(obj['shape']) + 1
@@ -77,13 +93,9 @@ def make_parts(out: str, num_images: int, rng: np.random.Generator,
                   for k, name in enumerate(PART_CATEGORIES)]
     coco = {split: dict(images=[], annotations=[], categories=categories)
             for split in ('train', 'val')}
-    for split in coco:
-        os.makedirs(osp.join(out, 'images', split), exist_ok=True)
-        os.makedirs(osp.join(out, 'annotations', split), exist_ok=True)
+    _make_dirs(out, tuple(coco))
     for i in range(num_images):
-        width, height = SIZES[rng.integers(len(SIZES))]
-        objects = place_objects(rng, width, height)
-        image = render(rng, width, height, objects)
+        width, height, objects, image = _scene(rng)
         split = _split(rng, val_fraction)
         file_name = f'synthpart_{i:06d}.jpg'
         image_id = i + 1
