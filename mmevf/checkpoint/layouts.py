@@ -13,10 +13,15 @@ converters in ``tools/model_converters/`` both read through :data:`LAYOUTS`:
   XLM-R tokenizer files; keys ``visual_model.*``, ``mm_extractor.beit3.*``,
   ``text_hidden_fcs.0.*``);
 - ``'bert'``: a local transformers BERT folder (``config.json`` + weights).
+
+SAM's image encoder can also be mmpretrain's ``ViTSAM`` (the same network under other names,
+inside a ``BackboneImageEncoder``): :func:`sam_vit_to_vitsam` renames SAM's image-encoder keys
+for it (applied at load time by ``BackboneImageEncoder.adapt_state_dict``, so the ``'sam'``
+layout loads into it unchanged) and :func:`mmevf_to_sam` renames them back.
 """
 import json
 import os.path as osp
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from mmengine.logging import print_log
 
@@ -55,21 +60,103 @@ def read_sam(path: str) -> StateDict:
 
 
 def mmevf_to_sam(path: str) -> StateDict:
-    """The SAM part of an mmevf checkpoint in SAM's own layout (the inverse of ``'sam'``).
+    """The SAM part of an mmevf checkpoint in SAM's own layout (the inverse of ``'sam'``);
+    an image encoder that is a ``BackboneImageEncoder`` around ``ViTSAM`` is renamed back to
+    SAM's ``ImageEncoderViT`` keys.
 
     Raises:
         KeyError: naming the file and the missing part, when it lacks one of the three.
+        ValueError: when the image encoder is another backbone (not SAM's ViT).
     """
     state = read_state_dict(path)
     converted: StateDict = {}
     for sam_prefix, mmevf_prefix in SAM_KEY_MAP:
-        part = {sam_prefix + k[len(mmevf_prefix):]: v
-                for k, v in state.items() if k.startswith(mmevf_prefix)}
+        part = {k[len(mmevf_prefix):]: v for k, v in state.items() if k.startswith(mmevf_prefix)}
         if not part:
             raise KeyError(f'{path} holds no {mmevf_prefix}* weights: not an mmevf SAM-based '
                            f'checkpoint')
-        converted.update(part)
+        if sam_prefix == 'image_encoder.' and any(k.startswith('backbone.') for k in part):
+            part = _backbone_encoder_to_sam(part, path)
+        converted.update({sam_prefix + k: v for k, v in part.items()})
     return converted
+
+
+# ---------------------------------------------------------------------------------- ViTSAM
+# segment_anything's ImageEncoderViT -> mmpretrain's ViTSAM: the same layers (patch embedding,
+# (1, H, W, C) position table, blocks with windowed / global attention and decomposed rel-pos,
+# the conv + LayerNorm2d neck), other names. Keys relative to the image encoder.
+SAM_VIT_TO_VITSAM: Tuple[Tuple[str, str], ...] = (
+    ('patch_embed.proj.', 'patch_embed.projection.'),
+    ('pos_embed', 'pos_embed'),
+    ('neck.', 'channel_reduction.'),
+)
+# ... and within block / layer N (``blocks.N.`` -> ``layers.N.``); ``attn.*`` (qkv, proj,
+# rel_pos_h, rel_pos_w) keeps its names, the MLP is mmcv's FFN.
+SAM_VIT_BLOCK_TO_VITSAM: Tuple[Tuple[str, str], ...] = (
+    ('norm1.', 'ln1.'),
+    ('attn.', 'attn.'),
+    ('norm2.', 'ln2.'),
+    ('mlp.lin1.', 'ffn.layers.0.0.'),
+    ('mlp.lin2.', 'ffn.layers.1.'),
+)
+SAM_VIT_BLOCKS, VITSAM_LAYERS = 'blocks.', 'layers.'
+
+
+def _rename_vit_key(key: str, key_map: Tuple[Tuple[str, str], ...],
+                    block_map: Tuple[Tuple[str, str], ...], blocks: str,
+                    new_blocks: str) -> Optional[str]:
+    """``key`` renamed by the first matching prefix (within a block: ``blocks.N.`` first);
+    ``None`` if none matches."""
+    for old, new in key_map:
+        if key.startswith(old):
+            return new + key[len(old):]
+    if key.startswith(blocks):
+        index, _, rest = key[len(blocks):].partition('.')
+        for old, new in block_map:
+            if index.isdigit() and rest.startswith(old):
+                return f'{new_blocks}{index}.{new}{rest[len(old):]}'
+    return None
+
+
+def convert_sam_vit(state: StateDict, to_vitsam: bool = True,
+                    source: str = 'state dict') -> StateDict:
+    """SAM ``ImageEncoderViT`` keys -> ``ViTSAM`` keys (or back, ``to_vitsam=False``), both
+    relative to the encoder; a key of neither network is an error naming ``source``."""
+    if to_vitsam:
+        args = (SAM_VIT_TO_VITSAM, SAM_VIT_BLOCK_TO_VITSAM, SAM_VIT_BLOCKS, VITSAM_LAYERS)
+    else:
+        args = (tuple((new, old) for old, new in SAM_VIT_TO_VITSAM),
+                tuple((new, old) for old, new in SAM_VIT_BLOCK_TO_VITSAM),
+                VITSAM_LAYERS, SAM_VIT_BLOCKS)
+    converted: StateDict = {}
+    unknown = []
+    for key, value in state.items():
+        new_key = _rename_vit_key(key, *args)
+        if new_key is None:
+            unknown.append(key)
+        else:
+            converted[new_key] = value
+    if unknown:
+        network = 'SAM image encoder' if to_vitsam else 'ViTSAM'
+        raise ValueError(f'{source}: keys that are not those of a {network} ({len(unknown)}): '
+                         f'{", ".join(unknown[:10])}')
+    return converted
+
+
+def sam_vit_to_vitsam(state: StateDict, source: str = 'state dict') -> StateDict:
+    """SAM's image-encoder keys (without ``image_encoder.``) as ``ViTSAM``'s."""
+    return convert_sam_vit(state, to_vitsam=True, source=source)
+
+
+def _backbone_encoder_to_sam(part: StateDict, source: str) -> StateDict:
+    """A ``BackboneImageEncoder``'s keys (relative to it) as SAM's image encoder's: only a
+    ``ViTSAM`` backbone with its own neck (no wrapper neck) is SAM's network."""
+    extra = sorted({k.split('.')[0] for k in part if not k.startswith('backbone.')})
+    if extra:
+        raise ValueError(f'{source}: the image encoder has modules besides its backbone '
+                         f'({extra}); it is not SAM\'s ViT and has no SAM layout')
+    backbone = {k[len('backbone.'):]: v for k, v in part.items()}
+    return convert_sam_vit(backbone, to_vitsam=False, source=f'{source} [image_encoder.backbone.*]')
 
 
 # ---------------------------------------------------------------------------------- BEiT-3

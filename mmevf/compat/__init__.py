@@ -1,4 +1,5 @@
-"""Fixes that let mmengine 0.10.7 / mmcv 2.1 / mmdet 3.3 run on current torch and deepspeed.
+"""Fixes that let mmengine 0.10.7 / mmcv 2.1 / mmdet 3.3 / mmpretrain 1.2 run on current torch,
+transformers and deepspeed.
 
 Each fix checks that the problem it fixes is there and leaves a fixed dependency alone; none
 changes anything for a host framework (an mmdet job importing mmevf) beyond what it fixes.
@@ -9,7 +10,9 @@ The README's table "Known dependency fixes" lists them:
 - deepspeed 0.19 without ``onebit``: :func:`.deepspeed.fix_deepspeed_strategy` (called by
   ``build_runner`` for DeepSpeed configs);
 - distributed launch without CUDA: :func:`.distributed.setup_cpu_distributed` (tools);
-- mmengine 0.10.7's ``AmpOptimWrapper`` on CPU: ``mmevf/engine/optim_wrappers/``.
+- mmengine 0.10.7's ``AmpOptimWrapper`` on CPU: ``mmevf/engine/optim_wrappers/``;
+- mmpretrain 1.2's multimodal models under transformers 5 (``import mmpretrain.models``
+  fails): :func:`.mmpretrain.fix_mmpretrain_import` (called by ``import mmevf``).
 """
 from .distributed import setup_cpu_distributed, shutdown_distributed
 

@@ -19,6 +19,13 @@ from mmengine.registry import (DATASETS, HOOKS, MODELS, OPTIMIZERS, STRATEGIES, 
 from mmengine.runner import CheckpointLoader, Runner
 from mmengine.fileio.backends import registry_utils
 from torch.utils.data import Dataset
+try:  # mmpretrain 1.2 (an mmevf requirement) cannot import its multimodal models under
+    # transformers 5, and mmdet.models imports mmpretrain.models: a working host job has them
+    # off (mmevf/compat/mmpretrain.py), in both runs
+    import mmpretrain.utils.dependency
+    mmpretrain.utils.dependency.WITH_MULTIMODAL = False
+except ImportError:
+    pass
 import mmdet.engine, mmdet.models  # noqa: F401
 if sys.argv[1] == 'with':
     import mmevf  # noqa: F401

@@ -2,18 +2,39 @@
 
 ``python tools/analysis/count_params.py configs/evf_sam/evf-beit3l_sam-h_refcoco.py``
 
-The model is built on the ``meta`` device (no memory, no weights loaded), so paper-scale
-models are counted in seconds.
+The model's parameters are built on the ``meta`` device (no memory, no weights loaded), so
+paper-scale models are counted in seconds.
 """
 import argparse
-from typing import Dict, Optional
+from contextlib import contextmanager
+from typing import Dict, Iterator, Optional
 
 import torch
+import torch.nn as nn
 from mmengine.analysis import parameter_count
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
 from mmevf.registry import MODELS
+
+
+@contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Modules built here get their parameters on the ``meta`` device; every other tensor stays
+    real. A ``meta`` default device would fail for backbones that read values while they are
+    built (mmpretrain's ConvNeXt / Swin: their drop-path schedule, ``linspace(...).item()``)."""
+    register_parameter = nn.Module.register_parameter
+
+    def register_on_meta(module: nn.Module, name: str, param: Optional[nn.Parameter]) -> None:
+        if param is not None and param.device.type != 'meta':
+            param = type(param)(param.to('meta'), requires_grad=param.requires_grad)
+        register_parameter(module, name, param)
+
+    nn.Module.register_parameter = register_on_meta
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register_parameter
 
 
 def count(config: str, cfg_options: Optional[dict] = None) -> dict:
@@ -22,7 +43,7 @@ def count(config: str, cfg_options: Optional[dict] = None) -> dict:
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmevf'))
-    with torch.device('meta'):
+    with parameters_on_meta():
         model = MODELS.build(cfg.model)
     # mmengine counts every module prefix ('' = the model); the top-level names, in the order
     # of named_parameters(), are the children (or the model's own parameters)

@@ -6,6 +6,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmevf.registry import MODELS
+from ..sam import SAMImageEncoder
 from .text_prompt_segmentor import LowResOutput, TextPromptSegmentor
 
 
@@ -63,6 +64,11 @@ class DITSam(TextPromptSegmentor):
                                                         pad_token_id=0),
             init_cfg=init_cfg)
         self.build_sam(image_encoder, prompt_head)
+        if not isinstance(self.image_encoder, SAMImageEncoder):
+            # the injector runs SAM's ViT block by block (norm1, attn.qkv, rel-pos tables, ...)
+            raise TypeError(f'DITSam needs SAMImageEncoder (SAM\'s ViT) as its image encoder: '
+                            f'DIT injects the text into its blocks; got '
+                            f'{type(self.image_encoder).__name__}')
         self.text_encoder = MODELS.build(text_encoder)
         injector = dict(injector)
         injector.setdefault('embed_dim', self.image_encoder.pos_embed.shape[-1])

@@ -1,0 +1,113 @@
+"""mmpretrain 1.2 under transformers 5 (mmevf/compat/mmpretrain.py): mmpretrain's models build
+whatever the import order, through mmevf's registry or mmpretrain's own; the fix is needed on
+this stack and stays out of the way where it is not."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mmevf.compat import mmpretrain as compat
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A tiny ViTSAM built by its scoped name from scope mmevf: mmengine imports mmpretrain.models
+# lazily at this lookup (registry location), i.e. after whatever the script did before.
+BUILD_VITSAM = r'''
+import torch
+from mmevf.engine.runner_setup import register_all_modules
+from mmevf.registry import MODELS
+register_all_modules()
+encoder = MODELS.build(dict(
+    type='mmpretrain.ViTSAM',
+    arch=dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64,
+              global_attn_indexes=[1]),
+    img_size=64, window_size=2, out_channels=16))
+print(type(encoder).__name__, tuple(encoder(torch.zeros(1, 3, 64, 64))[-1].shape))
+'''
+
+
+def run(script: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    return subprocess.run([sys.executable, '-c', script], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def check(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+# What the process did with mmpretrain before `import mmevf`.
+BEFORE = {
+    'nothing': '',
+    # the package alone: apis, utils, registry; not mmpretrain.models
+    'package': 'import mmpretrain',
+    # failed imports leave half-registered multimodal models behind
+    'failed_import': 'try:\n    import mmpretrain.models\nexcept TypeError:\n    pass',
+    'failed_register_all': ('import mmpretrain.utils\ntry:\n'
+                            '    mmpretrain.utils.register_all_modules(False)\n'
+                            'except TypeError:\n    pass'),
+}
+
+
+@pytest.mark.parametrize('before', list(BEFORE))
+def test_vitsam_builds_through_mmevf_whatever_came_before(before):
+    out = check(run(f'{BEFORE[before]}\nimport mmevf\n{BUILD_VITSAM}'))
+    assert out == 'ViTSAM (1, 16, 4, 4)'
+
+
+def test_mmpretrain_models_import_after_mmevf():
+    out = check(run(r'''
+import torch
+import mmevf
+import mmpretrain.models
+from mmpretrain.registry import MODELS
+convnext = MODELS.build(dict(type='ConvNeXt', arch=dict(depths=[1, 1], channels=[8, 16]),
+                             out_indices=(1, ), gap_before_final_norm=False))
+print(type(convnext).__name__, tuple(convnext(torch.zeros(1, 3, 32, 32))[0].shape))
+try:  # the multimodal models are placeholders, as without transformers
+    MODELS.build(dict(type='BlipCaption'))
+except ImportError as err:
+    print('placeholder:', 'multi-modal' in str(err))
+'''))
+    assert out == 'placeholder: True'
+
+
+def test_bare_mmpretrain_models_import_fails_on_this_stack():
+    """Proves the fix is needed: without mmevf, mmpretrain 1.2 cannot import its models."""
+    if not compat.needs_mmpretrain_fix():
+        pytest.skip('the installed mmpretrain / transformers have no such problem')
+    proc = run('import mmpretrain.models')
+    assert proc.returncode != 0
+    assert 'NoneType takes no arguments' in proc.stderr
+
+
+@pytest.mark.parametrize('versions,needed', [
+    ({'mmpretrain': '1.2.0', 'transformers': '5.0.0'}, True),
+    ({'mmpretrain': '1.2.0', 'transformers': '4.57.1'}, False),  # multimodal models import
+    ({'mmpretrain': '1.3.0', 'transformers': '5.0.0'}, False),  # a release we do not know
+    ({'transformers': '5.0.0'}, False),  # mmpretrain not installed
+])
+def test_version_guard(monkeypatch, versions, needed):
+    def version(name):
+        if name not in versions:
+            raise compat.importlib.metadata.PackageNotFoundError(name)
+        return versions[name]
+
+    monkeypatch.setattr(compat.importlib.metadata, 'version', version)
+    assert compat.needs_mmpretrain_fix() is needed
+
+
+def test_fix_leaves_mmpretrain_alone_when_not_needed_and_is_idempotent(monkeypatch):
+    from mmpretrain.utils import dependency
+    monkeypatch.setattr(dependency, 'WITH_MULTIMODAL', True)  # as a fresh mmpretrain has it
+    monkeypatch.setattr(compat, 'needs_mmpretrain_fix', lambda: False)
+    assert compat.fix_mmpretrain_import() is False
+    assert dependency.WITH_MULTIMODAL is True
+    monkeypatch.setattr(compat, 'needs_mmpretrain_fix', lambda: True)
+    assert compat.fix_mmpretrain_import() is True
+    assert dependency.WITH_MULTIMODAL is False
+    assert compat.fix_mmpretrain_import() is False  # applied once
+    assert dependency.WITH_MULTIMODAL is False
