@@ -73,6 +73,11 @@ class BaseSAMSegmentor(BaseModel):
         for name, param in self.named_parameters():
             param.requires_grad_(name.startswith(trainable) and not name.startswith(always_frozen))
 
+    def image_embeddings(self, inputs: Dict[str, Tensor]) -> Tensor:
+        """(B, 3, S, S) padded images ``inputs['img']`` -> (B, 256, S / 16, S / 16) SAM image
+        embeddings: the expensive step, run once per image of the batch."""
+        return self.image_encoder(inputs['img'])
+
     # ------------------------------------------------------------------ outputs
     def decode_batch(self, inputs: Dict[str, Tensor], data_samples: Optional[list]
                      ) -> List[LowResOutput]:

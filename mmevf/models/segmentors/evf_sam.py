@@ -66,7 +66,7 @@ class EVFSAM(TextPromptSegmentor):
 
     def decode(self, inputs: Dict[str, Tensor]) -> List[LowResOutput]:
         """Low-resolution mask logits and IoU predictions, one entry per image."""
-        image_embeddings = self.image_encoder(inputs['img'])  # once per image
+        image_embeddings = self.image_embeddings(inputs)  # once per image
         prompts = self.group_by_image(self.encode_prompts(inputs), inputs)
         return [self.prompt_head(image_embeddings[i:i + 1], text_embeds=prompts_i)
                 for i, prompts_i in enumerate(prompts)]

@@ -51,7 +51,7 @@ class SAMPretrainer(BaseSAMSegmentor):
         if data_samples is None:
             raise ValueError('SAMPretrainer prompts from the ground-truth masks: give '
                              'data_samples')
-        image_embeddings = self.image_encoder(inputs['img'])
+        image_embeddings = self.image_embeddings(inputs)
         outputs = []
         for i, sample in enumerate(data_samples):
             points, boxes = self.prompts_from_masks(sample, image_embeddings.device)
