@@ -1,10 +1,11 @@
-"""What the inferencer reads: config names and image arrays (files are loaded by mmdet's
-``InferencerLoader`` in the pipeline, checkpoints by :func:`mmevf.checkpoint.load_weights`)."""
+"""What the inferencer reads: config names, image arrays and point / box prompts (files are
+loaded by mmdet's ``InferencerLoader`` in the pipeline, checkpoints by
+:func:`mmevf.checkpoint.load_weights`)."""
 import difflib
 import os
 import os.path as osp
 from glob import glob
-from typing import List, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -12,7 +13,12 @@ import torch
 from mmengine.config import ConfigDict
 
 ImageType = Union[str, np.ndarray]
-TextsType = Union[str, Sequence[str], Sequence[Sequence[str]]]
+# An expression is a str, or None for "no text" (points / box only).
+TextsType = Union[Optional[str], Sequence[Optional[str]], Sequence[Sequence[Optional[str]]]]
+# One expression's points: (x, y) or (x, y, label) each, label 1 foreground (default) or 0
+# background; one expression's box: (x1, y1, x2, y2). Both in original-image pixels.
+PointsType = Optional[Sequence[Sequence[float]]]
+BoxType = Optional[Sequence[float]]
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))  # .../mmevf
 DTYPES = {'float32': torch.float32, 'fp32': torch.float32, 'bfloat16': torch.bfloat16,
@@ -85,3 +91,131 @@ def dataset_pipeline(cfg: ConfigDict) -> Optional[list]:
             inner = dataset.get('datasets') or [dataset.get('dataset')]
             dataset = inner[0] if inner else None
     return None
+
+
+# ---------------------------------------------------------------------- point / box prompts
+def is_expression(text: Any) -> bool:
+    """A single expression (str, or None for none), as opposed to a list of them."""
+    return text is None or isinstance(text, str)
+
+
+def _entries(value: Any, count: int, what: str, unit: str) -> list:
+    """``value`` as a list of ``count`` entries, one per ``unit``, or a ValueError."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, np.ndarray)):
+        raise ValueError(f'{what}: expected a list with one entry per {unit} ({count}), got '
+                         f'{value!r}')
+    if len(value) != count:
+        raise ValueError(f'{what}: {len(value)} entries for {count} {unit}s; give one entry '
+                         f'per {unit} (None for none)')
+    return list(value)
+
+
+def follow_texts(value: Any, texts: TextsType, per_image: List[list], mode: str,
+                 what: str) -> List[list]:
+    """Points or boxes given in the nesting of ``texts`` -> per image, one entry per expression.
+
+    Args:
+        value: ``None`` (none anywhere), or entries nested as ``texts`` is: in place of each
+            expression, that expression's points / box (or ``None``).
+        texts: the ``texts`` argument as given.
+        per_image: the expressions of every image (the normalised ``texts``).
+        mode: how ``texts`` was read: ``'one'`` (one expression for every image),
+            ``'shared'`` (one list of expressions for every image), ``'per_image'``.
+        what: ``'points'`` or ``'boxes'``, for messages.
+    """
+    if value is None:
+        return [[None] * len(expressions) for expressions in per_image]
+    if mode == 'one':
+        return [[value] for _ in per_image]
+    if mode == 'shared':
+        entries = _entries(value, len(per_image[0]), what, 'expression')
+        return [list(entries) for _ in per_image]
+    by_image = _entries(value, len(per_image), what, 'image')
+    out = []
+    for i, (entry, text, expressions) in enumerate(zip(by_image, texts, per_image)):
+        if is_expression(text):
+            out.append([entry])
+        elif entry is None:
+            out.append([None] * len(expressions))
+        else:
+            out.append(_entries(entry, len(expressions), f'{what}[{i}]', 'expression'))
+    return out
+
+
+def _numbers(value: Any, where: str, form: str) -> np.ndarray:
+    """A flat sequence of finite numbers as float64, or a ValueError showing ``form``."""
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f'{where}: expected {form}, got {value!r}')
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f'{where}: expected {form}, got {value!r}') from None
+    if array.ndim != 1:
+        raise ValueError(f'{where}: expected {form}, got {value!r}')
+    if not np.isfinite(array).all():
+        raise ValueError(f'{where}: {value!r} is not finite')
+    return array
+
+
+def check_points(points: PointsType, where: str) -> Optional[np.ndarray]:
+    """One expression's points -> (P, 3) float64 rows (x, y, label), ``None`` for none.
+
+    Each point is (x, y) (a foreground point) or (x, y, label) with label 1 (foreground) or 0
+    (background); an empty list means no points. ``where`` names the expression in errors.
+    """
+    if points is None:
+        return None
+    if isinstance(points, (str, bytes)) or not isinstance(points, (list, tuple, np.ndarray)):
+        raise ValueError(f'{where}: points must be a list of (x, y) or (x, y, label), got '
+                         f'{points!r}')
+    rows = []
+    for k, point in enumerate(points):
+        row = _numbers(point, f'{where}, point #{k}',
+                       '(x, y) or (x, y, label) (one point is written [(x, y)])')
+        if len(row) not in (2, 3):
+            raise ValueError(f'{where}, point #{k}: expected (x, y) or (x, y, label), got '
+                             f'{len(row)} numbers')
+        if len(row) == 3 and row[2] not in (0, 1):
+            raise ValueError(f'{where}, point #{k}: label must be 1 (foreground) or 0 '
+                             f'(background), got {row[2]:g}')
+        rows.append(row if len(row) == 3 else np.append(row, 1.0))
+    return np.stack(rows) if rows else None
+
+
+def check_box(box: BoxType, where: str) -> Optional[np.ndarray]:
+    """One expression's box -> (4,) float64 (x1, y1, x2, y2) with x1 < x2, y1 < y2; or None."""
+    if box is None:
+        return None
+    array = _numbers(box, f'{where}, box', '(x1, y1, x2, y2)')
+    if len(array) != 4:
+        raise ValueError(f'{where}, box: expected (x1, y1, x2, y2), got {len(array)} numbers')
+    if not (array[0] < array[2] and array[1] < array[3]):
+        raise ValueError(f'{where}, box {tuple(array.tolist())}: expected x1 < x2 and y1 < y2')
+    return array
+
+
+def check_inside(points: Optional[np.ndarray], box: Optional[np.ndarray],
+                 shape: Tuple[int, int], where: str) -> None:
+    """A ValueError if a point or a box corner lies outside the (H, W) image: 0 <= x <= W,
+    0 <= y <= H (original pixels)."""
+    height, width = shape[:2]
+    corners = [] if points is None else [(f'point #{k}', p[:2]) for k, p in enumerate(points)]
+    if box is not None:
+        corners += [('box', box[:2]), ('box', box[2:])]
+    for label, (x, y) in corners:
+        if not (0 <= x <= width and 0 <= y <= height):
+            raise ValueError(f'{where}, {label}: ({x:g}, {y:g}) lies outside the '
+                             f'{width}x{height} image')
+
+
+def describe_prompt(text: Optional[str], points: Optional[Sequence[Sequence[float]]],
+                    box: Optional[Sequence[float]]) -> str:
+    """A caption: the text, plus the point count (foreground + / background -) and the box."""
+    parts = [] if text is None else [text]
+    if points:
+        foreground = sum(int(p[2]) == 1 for p in points)
+        parts.append(f'{len(points)} point{"s" * (len(points) > 1)} '
+                     f'({foreground}+ {len(points) - foreground}-)')
+    if box is not None:
+        parts.append('box ({:g}, {:g}, {:g}, {:g})'.format(*box))
+    return ' + '.join(parts)

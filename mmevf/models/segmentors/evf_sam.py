@@ -21,6 +21,10 @@ class EVFSAM(TextPromptSegmentor):
        image's embedding: (N_i, 1, 256, 256) low-resolution logits, then masks at the original
        image size.
 
+    Expressions may also carry points and a box, or only those (no text token is appended
+    then); see :class:`TextPromptSegmentor` for the data-sample fields and
+    :meth:`decode_geometric`. The image is still encoded once, whatever the mix of prompts.
+
     Args:
         image_encoder: SAM image encoder config (``SAMImageEncoder``).
         mm_encoder: multimodal encoder config (``BEiT3MultiwayEncoder``).
@@ -33,6 +37,7 @@ class EVFSAM(TextPromptSegmentor):
             The paper trains the multimodal encoder, the projector, the prompt encoder and the
             mask decoder.
     """
+    supports_geometric_prompts = True
 
     def __init__(self,
                  image_encoder: dict,
@@ -70,3 +75,17 @@ class EVFSAM(TextPromptSegmentor):
         prompts = self.group_by_image(self.encode_prompts(inputs), inputs)
         return [self.prompt_head(image_embeddings[i:i + 1], text_embeds=prompts_i)
                 for i, prompts_i in enumerate(prompts)]
+
+    def decode_geometric(self, inputs: Dict[str, Tensor],
+                         data_samples: list) -> List[LowResOutput]:
+        """:meth:`decode` for expressions with points / a box, with or without text."""
+        image_embeddings = self.image_embeddings(inputs)  # once per image, whatever the prompts
+        texts: List[Optional[Tensor]] = [None] * len(data_samples)
+        if 'text_ids' in inputs:  # only the expressions with text are encoded
+            texts = self.group_by_image(self.encode_prompts(inputs), inputs)
+        return [
+            self.decode_expressions(
+                image_embeddings[i:i + 1], text,
+                self.expression_prompts(sample, 0 if text is None else len(text)))
+            for i, (text, sample) in enumerate(zip(texts, data_samples))
+        ]
