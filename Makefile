@@ -3,8 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Re-runs the (idempotent) installer whenever what it installs changes.
 ENV_STAMP := $(VENV)/.mmevf-env
-ENV_INPUTS := tools/install/setup_env.sh tools/install/install_mmcv.sh setup.py \
-	requirements/runtime.txt requirements/optional.txt requirements/tests.txt
+ENV_INPUTS := tools/install/setup_env.sh tools/install/install_mmcv.sh \
+	tools/install/install_browser.sh setup.py requirements/runtime.txt requirements/optional.txt \
+	requirements/demo.txt requirements/tests.txt
 
 .PHONY: env test demo clean-env
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create the project's virtual environment (if missing) and install the exact stack mmevf is
 # built on: torch + torchvision, mmengine, mmcv with compiled ops, mmdet, mmseg,
-# segment-anything, transformers, deepspeed, test-only references, then mmevf itself (-e).
-# Safe to re-run: every step skips what is already there.
+# segment-anything, transformers, deepspeed, the demo's web server, test-only references and test
+# tools, then mmevf itself (-e), and Chromium for the demo's browser test (install_browser.sh:
+# Debian's packages, as root only). Safe to re-run: every step skips what is already there.
 #
 # Environment: VENV (default: <repo>/.venv; a relative path is taken from the cwd),
 #   PYTHON_BOOTSTRAP (default: python3),
@@ -36,8 +37,9 @@ fi
 pip_install 'setuptools<82' wheel mmengine==0.10.7
 PYTHON="$PY" bash "$ROOT/tools/install/install_mmcv.sh"
 
-say "installing the OpenMMLab stack, SAM, transformers and test tools"
-pip_install -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
+say "installing the OpenMMLab stack, SAM, transformers, the demo's server and test tools"
+pip_install -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/demo.txt" \
+    -r "$ROOT/requirements/tests.txt"
 if ! "$PY" -c 'import deepspeed' 2>/dev/null; then
     say "installing deepspeed (no CUDA ops are built; it runs ZeRO over gloo on CPU)"
     DS_BUILD_OPS=0 pip_install --no-build-isolation -r "$ROOT/requirements/optional.txt"
@@ -49,8 +51,12 @@ pip_install --no-build-isolation --no-deps -e "$ROOT"
 "$PY" - <<'EOF'
 import torch, mmcv, mmengine, mmdet, mmseg, deepspeed, pkg_resources  # noqa: F401
 import mmcv.ops, mmdet.datasets, mmdet.evaluation, mmseg.datasets  # noqa: F401
+import fastapi, uvicorn  # noqa: F401 -- the demo's server (tools/demo/app.py)
 import mmevf
 print(f'[setup_env] ready: torch {torch.__version__}, mmcv {mmcv.__version__}, '
       f'mmengine {mmengine.__version__}, mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, '
       f'deepspeed {deepspeed.__version__}, mmevf {mmevf.__version__}')
 EOF
+
+# Chromium + ChromeDriver for the browser test of the demo (never fails the install).
+bash "$ROOT/tools/install/install_browser.sh"
