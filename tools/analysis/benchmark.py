@@ -2,6 +2,10 @@
 
 ``python tools/analysis/benchmark.py [CONFIG] [--expressions 7] [--images 1] [--threads 2]``
 
+``--train`` measures training steps instead, from cached SAM image embeddings against
+recomputing them (``tools/analysis/benchmark_train.py``, its options, e.g.
+``--train --images 2 --expressions 3 --steps 3``).
+
 With random weights at the scale of CONFIG (default BEiT-3-B + SAM ViT-B) on the CPU, measures
 expressions/s of
 
@@ -130,6 +134,10 @@ def beit3_pair(encoder: torch.nn.Module):
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if '--train' in argv:  # training steps, cached embeddings against recomputed ones
+        from tools.analysis.benchmark_train import main as benchmark_train
+        return benchmark_train([a for a in argv if a != '--train'])
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings('ignore')

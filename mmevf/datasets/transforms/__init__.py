@@ -1,10 +1,12 @@
-from .sam_resize import SAMResize
-EVFResize = SAMResize  # the name of the first release
 from .formatting import PackReferInputs
+from .load_cached_embedding import CachePlan, LoadCachedEmbedding, cache_plan
+from .sam_resize import SAMResize
 from .text_flip import TextAwareRandomFlip, swap_left_right
 from .tokenize import TokenizeText
 
+EVFResize = SAMResize  # the name of the first release
+
 __all__ = [
-    'EVFResize', 'PackReferInputs', 'SAMResize', 'TextAwareRandomFlip', 'TokenizeText',
-    'swap_left_right'
+    'CachePlan', 'EVFResize', 'LoadCachedEmbedding', 'PackReferInputs', 'SAMResize',
+    'TextAwareRandomFlip', 'TokenizeText', 'cache_plan', 'swap_left_right'
 ]

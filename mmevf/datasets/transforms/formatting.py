@@ -11,9 +11,12 @@ class PackReferInputs(PackDetInputs):
     """mmdet's ``PackDetInputs`` plus the inputs of the multimodal encoder.
 
     ``inputs`` becomes a dict: ``img`` (3, h, w) uint8 (the SAM branch, BGR as loaded) and
-    ``beit_img`` (3, 224, 224) float (see :class:`SAMResize`). The data sample keeps mmdet's
-    layout — ``gt_instances.masks`` and the ``gt_masks`` meta key hold one mask per expression
-    at the original size — and gains ``text_ids`` (list of LongTensor, one per expression).
+    ``beit_img`` (3, 224, 224) float (see :class:`SAMResize`). With an embedding cache
+    (:class:`LoadCachedEmbedding`) the SAM branch is ``img_embed`` (C, h', w') in the cache's
+    dtype instead of ``img``, with ``img_embed_key`` (32,) uint8, the cache key's bytes, for the
+    model's check. The data sample keeps mmdet's layout — ``gt_instances.masks`` and the
+    ``gt_masks`` meta key hold one mask per expression at the original size — and gains
+    ``text_ids`` (list of LongTensor, one per expression).
     """
 
     def __init__(self,
@@ -23,7 +26,16 @@ class PackReferInputs(PackDetInputs):
 
     def transform(self, results: dict) -> dict:
         packed = super().transform(results)
-        inputs = dict(img=packed['inputs'])
+        inputs = {}
+        if 'inputs' in packed:
+            inputs['img'] = packed['inputs']
+        if 'img_embed' in results:
+            inputs['img_embed'] = torch.as_tensor(results['img_embed'])
+            inputs['img_embed_key'] = torch.tensor(
+                list(bytes.fromhex(results['img_embed_key'])), dtype=torch.uint8)
+        if not inputs:
+            raise KeyError(f'{results.get("img_path", "<array>")}: nothing to pack for the SAM '
+                           'branch (neither img nor img_embed)')
         if 'beit_img' in results:
             inputs['beit_img'] = to_tensor(results['beit_img']).float()
         packed['inputs'] = inputs

@@ -24,11 +24,17 @@ class SAMDataPreprocessor(BaseDataPreprocessor):
     - Expressions: every image's ``text_ids`` are concatenated in order and right-padded
       with ``pad_token_id``; ``expr_image_index`` maps each expression to its image.
 
+    - Cached SAM embeddings (``LoadCachedEmbedding``, a frozen image encoder): the samples
+      carry ``img_embed`` instead of ``img``; they are stacked as they are (no image to
+      normalise) with their cache keys, which the segmentor checks against its encoder.
+
     Floating outputs are float32; the segmentor casts them to its weights' dtype.
 
     Returns ``dict(inputs=dict(img=(B, 3, P, P), beit_img=(B, 3, 224, 224),
     text_ids=(N, L) long, text_padding_mask=(N, L) bool True at padding,
-    expr_image_index=(N,) long), data_samples=[...])`` with ``N`` the number of expressions.
+    expr_image_index=(N,) long), data_samples=[...])`` with ``N`` the number of expressions;
+    with a cache ``img_embed=(B, C, P / 16, P / 16)`` and ``img_embed_key=(B, 32)`` uint8
+    replace ``img``.
     """
 
     def __init__(self,
@@ -68,6 +74,12 @@ class SAMDataPreprocessor(BaseDataPreprocessor):
                                      0, self.pad_size - img.shape[-2])))
         return torch.stack(batch)
 
+    def cached_embeddings(self, embeddings: List[torch.Tensor],
+                          keys: List[torch.Tensor]) -> dict:
+        """[(C, h, w) cached embeddings], [(32,) uint8 cache keys] -> ``img_embed`` (B, C, h, w)
+        float32 and ``img_embed_key`` (B, 32). (The prompt head checks the embedding shape.)"""
+        return dict(img_embed=torch.stack(embeddings).float(), img_embed_key=torch.stack(keys))
+
     def beit_images(self, images: List[torch.Tensor]) -> torch.Tensor:
         """[(3, S, S) float RGB in about 0-1] -> (B, 3, S, S) normalised."""
         batch = torch.stack(images).float()
@@ -91,7 +103,10 @@ class SAMDataPreprocessor(BaseDataPreprocessor):
     def forward(self, data: dict, training: bool = False) -> dict:
         data = self.cast_data(data)
         inputs, data_samples = data['inputs'], data.get('data_samples')
-        batch = dict(img=self.sam_images(inputs['img']))
+        if 'img_embed' in inputs:  # the image encoder's output, read from a cache
+            batch = self.cached_embeddings(inputs['img_embed'], inputs['img_embed_key'])
+        else:
+            batch = dict(img=self.sam_images(inputs['img']))
         if 'beit_img' in inputs:
             batch['beit_img'] = self.beit_images(inputs['beit_img'])
         if data_samples is not None:

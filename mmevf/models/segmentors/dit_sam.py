@@ -48,6 +48,8 @@ class DITSam(TextPromptSegmentor):
             layers after ``output_layer``) are always frozen.
         init_cfg: mmengine init config.
     """
+    # the text enters SAM's image encoder: its embedding is not the image's alone
+    image_embedding_cacheable = False
 
     def __init__(self,
                  image_encoder: dict,
