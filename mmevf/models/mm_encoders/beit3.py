@@ -13,6 +13,7 @@ from torch.utils.checkpoint import checkpoint
 
 from mmevf.checkpoint import pretrained_init_cfg
 from mmevf.registry import MODELS
+from .contract import check_mm_inputs
 from .multiway import Multiway, MultiwayEncoderLayer, Streams, multiway_layer_norm
 
 ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'ffn_dims')
@@ -201,29 +202,6 @@ class BEiT3MultiwayEncoder(BaseModule):
         nn.init.zeros_(self.vision_embed.mask_token)
         self.vision_embed.proj.reset_parameters()
 
-    def _check_inputs(self, images: Optional[Tensor], text_ids: Optional[Tensor],
-                      text_padding_mask: Optional[Tensor]) -> None:
-        if images is None and text_ids is None:
-            raise ValueError('BEiT3MultiwayEncoder needs images, text_ids or both')
-        size = self.vision_embed.img_size
-        if images is not None and (images.dim() != 4 or images.shape[2:] != (size, size)):
-            raise ValueError(f'images must be (B, C, {size}, {size}), got {tuple(images.shape)}')
-        if text_ids is None:
-            if text_padding_mask is not None:
-                raise ValueError('text_padding_mask given without text_ids')
-            return
-        if text_ids.dim() != 2:
-            raise ValueError(f'text_ids must be (B, L), got {tuple(text_ids.shape)}')
-        if text_ids.shape[1] > self.max_text_length:
-            raise ValueError(f'text of {text_ids.shape[1]} tokens is longer than the '
-                             f'{self.max_text_length} the text position table allows')
-        if images is not None and images.shape[0] != text_ids.shape[0]:
-            raise ValueError(f'batch sizes differ: {images.shape[0]} images, '
-                             f'{text_ids.shape[0]} texts')
-        if text_padding_mask is not None and text_padding_mask.shape != text_ids.shape:
-            raise ValueError(f'text_padding_mask {tuple(text_padding_mask.shape)} does not '
-                             f'match text_ids {tuple(text_ids.shape)}')
-
     def forward(self,
                 images: Optional[Tensor] = None,
                 text_ids: Optional[Tensor] = None,
@@ -238,7 +216,8 @@ class BEiT3MultiwayEncoder(BaseModule):
             (B, Nv + L, C) tokens: vision ([CLS] then patches; Nv = ``num_vision_tokens``, 0
             without images), then text (L = 0 without text).
         """
-        self._check_inputs(images, text_ids, text_padding_mask)
+        check_mm_inputs(type(self).__name__, images, text_ids, text_padding_mask,
+                        self.vision_embed.img_size, self.max_text_length)
         vision = None if images is None else self.vision_embed(images)
         text = None if text_ids is None else self.text_embed(text_ids)
         if text_padding_mask is not None:

@@ -10,8 +10,9 @@
   image [CLS]-like token at position 0), then L text tokens (the text [CLS]-like token at
   position Nv); C = ``embed_dims``. ``EVFProjector`` picks its token by these positions.
 
-Implementations: ``BEiT3MultiwayEncoder`` (early fusion), ``CLIPEncoder`` (none / late fusion),
-``ViLTEncoder`` (early fusion).
+Implementations, each checking its inputs with :func:`check_mm_inputs`:
+``BEiT3MultiwayEncoder`` (early fusion), ``CLIPEncoder`` (none / late fusion), ``ViLTEncoder``
+(early fusion).
 """
 from typing import Optional
 

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel
 
 from mmevf.checkpoint.hf_model import (ConfigLike, has_hf_config, load_hf_weights,
-                                               resolve_hf_config)
+                                       resolve_hf_config)
 from mmevf.registry import MODELS
 
 
@@ -29,7 +29,7 @@ class HFTextEncoder(BaseModule):
         config: the architecture: a dict with ``model_type`` (default: the folder's, else
             ``'bert'``) and that type's config arguments, or a config object; ``None``:
             ``pretrained``'s ``config.json``, or ``bert-base-uncased``'s architecture without
-            a folder. See :mod:`mmevf.models.mm_encoders.hf_model` for how it meets
+            a folder. See :mod:`mmevf.checkpoint.hf_model` for how it meets
             ``pretrained``.
         pretrained: a local ``transformers`` folder (``save_pretrained``), loaded by
             ``from_pretrained`` in :meth:`init_weights`; ``None``: random weights.
@@ -38,6 +38,8 @@ class HFTextEncoder(BaseModule):
         frozen: no gradients, eval mode (no dropout), forward under ``torch.no_grad()``.
         init_cfg: mmengine init config, applied before the ``pretrained`` weights.
     """
+    # the attribute holding the transformers model, the prefix of its parameters
+    model_attr = 'model'
 
     def __init__(self,
                  config: ConfigLike = None,
@@ -52,13 +54,22 @@ class HFTextEncoder(BaseModule):
                 pretrained):  # BERT by default; a folder names its own type
             config = dict(config, model_type='bert')
         self.pretrained = pretrained
-        self.model = AutoModel.from_config(resolve_hf_config(AutoConfig, config, pretrained))
-        self.num_layers = self.model.config.num_hidden_layers
+        self.build_model(AutoModel.from_config(resolve_hf_config(AutoConfig, config, pretrained)),
+                         output_layer, frozen)
+
+    @property
+    def text_model(self) -> nn.Module:
+        return getattr(self, self.model_attr)
+
+    def build_model(self, model: nn.Module, output_layer: Optional[int], frozen: bool) -> None:
+        """Hold ``model`` and check ``output_layer``; freeze if asked."""
+        setattr(self, self.model_attr, model)
+        self.num_layers = model.config.num_hidden_layers
         output_layer = self.num_layers if output_layer is None else output_layer
         if not 0 <= output_layer <= self.num_layers:
             raise ValueError(f'output_layer must be in [0, {self.num_layers}], got {output_layer}')
         self.output_layer = output_layer
-        self.embed_dims = self.model.config.hidden_size
+        self.embed_dims = model.config.hidden_size
         self.frozen = frozen
         if frozen:
             self.requires_grad_(False)
@@ -66,7 +77,7 @@ class HFTextEncoder(BaseModule):
 
     def _layers_path(self) -> Optional[str]:
         """Name of the model's list of layers (``encoder.layer``, ``transformer.layer`` ...)."""
-        for name, module in self.model.named_modules():
+        for name, module in self.text_model.named_modules():
             if isinstance(module, nn.ModuleList) and len(module) == self.num_layers:
                 return name
         return None
@@ -74,12 +85,13 @@ class HFTextEncoder(BaseModule):
     def unused_parameter_prefixes(self) -> Tuple[str, ...]:
         """Parameters that never reach the output: a pooler and the layers after
         ``output_layer``."""
-        unused = tuple(f'model.{name}.' for name, _ in self.model.named_children()
+        prefix = self.model_attr
+        unused = tuple(f'{prefix}.{name}.' for name, _ in self.text_model.named_children()
                        if name == 'pooler')
         path = self._layers_path()
         if path is not None:
-            unused += tuple(f'model.{path}.{i}.' for i in range(self.output_layer,
-                                                              self.num_layers))
+            unused += tuple(f'{prefix}.{path}.{i}.' for i in range(self.output_layer,
+                                                                 self.num_layers))
         return unused
 
     def init_weights(self) -> None:
@@ -90,7 +102,7 @@ class HFTextEncoder(BaseModule):
         if self.init_cfg:
             initialize(self, self.init_cfg)
         if self.pretrained is not None:
-            load_hf_weights(self.model, self.pretrained)
+            load_hf_weights(self.text_model, self.pretrained)
         self._is_init = True
 
     def train(self, mode: bool = True) -> 'HFTextEncoder':
@@ -111,6 +123,7 @@ class HFTextEncoder(BaseModule):
         if text_padding_mask is None:
             text_padding_mask = torch.zeros_like(text_ids, dtype=torch.bool)
         with torch.no_grad() if self.frozen else nullcontext():
-            out = self.model(input_ids=text_ids, attention_mask=(~text_padding_mask).long(),
-                             output_hidden_states=True)
+            out = self.text_model(input_ids=text_ids,
+                                  attention_mask=(~text_padding_mask).long(),
+                                  output_hidden_states=True)
         return out.hidden_states[self.output_layer], text_padding_mask
