@@ -26,7 +26,6 @@ import os.path as osp
 import statistics
 import sys
 import tempfile
-import time
 import warnings
 from typing import Callable, Dict, List, Optional
 
@@ -38,14 +37,8 @@ from mmevf.apis import TextSegInferencer
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:  # SynthRef's tokenizer trainer is imported from the repository root
     sys.path.insert(0, ROOT)
+from tools.analysis.bench_inputs import DEFAULT_CONFIG, EXPRESSIONS, timed  # noqa: E402
 from tools.dataset_converters.synthref import train_tokenizer  # noqa: E402
-
-DEFAULT_CONFIG = osp.join(ROOT, 'configs/evf_sam/evf-beit3b_sam-b_refcoco.py')
-# RefCOCO-like expressions (val: ~7.2 per image, ~3.6 words each)
-EXPRESSIONS = ['man in red shirt', 'left zebra', 'the woman on the right', 'small dog',
-               'blue car behind the bus', 'guy in middle with glasses', 'top left pizza slice',
-               'bowl closest to camera', 'right most person', 'white plate']
-
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -62,12 +55,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--tokenizer', help='tokenizer folder (default: a small XLM-R-style '
                         'sentencepiece model made on the fly; only the text length matters)')
     return parser.parse_args(argv)
-
-
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def interleaved(fns: Dict[str, Callable[[], object]], repeats: int,

@@ -42,9 +42,9 @@ from mmevf.engine.runner_setup import register_all_modules
 from mmevf.registry import MODELS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if ROOT not in sys.path:  # the sibling benchmark and SynthRef's tokenizer trainer
+if ROOT not in sys.path:  # the benchmarks' shared inputs and SynthRef's tokenizer trainer
     sys.path.insert(0, ROOT)
-from tools.analysis.benchmark import DEFAULT_CONFIG, EXPRESSIONS, timed  # noqa: E402
+from tools.analysis.bench_inputs import DEFAULT_CONFIG, EXPRESSIONS, timed  # noqa: E402
 from tools.dataset_converters.synthref import train_tokenizer  # noqa: E402
 
 

@@ -7,7 +7,8 @@ make_synthref``), as the tests and ``tools/analysis/benchmark.py`` do; nothing i
 from .generator import (COLORS, NUM_OBJECTS, SHAPES, SIZES, SPLITS, describe, make_synthref,
                         place_objects, render, shape_polygon)
 from .tokenizers import train_tokenizer, write_bert_vocab
-from .twins import TWIN_TEXTS, make_synthref_twins
+from .twins import make_synthref_twins
+from .vocabulary import TWIN_TEXTS
 
 __all__ = [
     'COLORS', 'NUM_OBJECTS', 'SHAPES', 'SIZES', 'SPLITS', 'describe', 'make_synthref',

@@ -27,11 +27,11 @@ import cv2
 import numpy as np
 
 from .tokenizers import train_tokenizer, write_bert_vocab
+from .vocabulary import SHAPES, TWIN_TEXTS
 
 COLORS = {  # name -> BGR
     'red': (40, 40, 220), 'green': (60, 180, 60), 'blue': (220, 90, 40),
     'yellow': (40, 220, 230), 'purple': (170, 60, 150), 'white': (245, 245, 245)}
-SHAPES = ('circle', 'square', 'triangle')
 SIZES = {'small': (16, 22), 'large': (30, 40)}  # radius range in pixels
 NUM_OBJECTS = (3, 5)
 SPLITS = (('train', 0.7), ('val', 0.1), ('testA', 0.1), ('testB', 0.1))
@@ -167,8 +167,8 @@ def make_synthref(out: str, num_images: int = 200, seed: int = 0,
         json.dump(dict(images=images, annotations=annotations, categories=categories), f)
     with open(osp.join(out, 'synthref', 'refs(unc).p'), 'wb') as f:
         pickle.dump(refs, f, protocol=2)
-    from .twins import TWIN_TEXTS  # the twins' prompts: one tokenizer for the tiny EVF-SAMs
     all_sentences = [s['sent'] for r in refs for s in r['sentences']]
+    # the twins' prompts too: one tokenizer for the tiny EVF-SAMs
     train_tokenizer(all_sentences + TWIN_TEXTS, osp.join(out, 'tokenizer'))
     write_bert_vocab(all_sentences, osp.join(out, 'bert_tokenizer'))  # DIT reads no twin
     return counts

@@ -24,20 +24,9 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .generator import COLORS, NUM_OBJECTS, SHAPES, place_objects, render
+from .generator import COLORS, NUM_OBJECTS, place_objects, render
+from .vocabulary import ATR, HALVES, PART_CATEGORIES, SEMANTIC_CLASSES
 
-SEMANTIC_CLASSES = SHAPES
-HALVES = ('top half', 'bottom half')
-PART_CATEGORIES = [f'{shape}:{half}' for shape in SHAPES for half in HALVES]
-# ATR raw labels of the stick figures (HumanParsingDataset.ATR_LABELS[k] names raw value k)
-ATR = dict(hat=1, upper_clothes=4, right_shoe=9, left_shoe=10, face=11, right_leg=12,
-           left_leg=13, right_arm=14, left_arm=15)
-ATR_NAMES = ('hat', 'upper clothes', 'right shoe', 'left shoe', 'face', 'right leg', 'left leg',
-             'right arm', 'left arm')
-# every text a twin can prompt: SynthRef's tokenizer is trained on them too
-TWIN_TEXTS = ([f'[semantic] {c}' for c in SEMANTIC_CLASSES]
-              + [f'[semantic] {c.replace(":", " ")}' for c in PART_CATEGORIES]
-              + [f'[semantic] {n}' for n in ATR_NAMES])
 SIZES = ((256, 192), (224, 224), (192, 256), (256, 160))  # (width, height) as SynthRef
 SEMANTIC_SIZES = ((320, 240), (288, 288), (240, 320))
 SEMANTIC_OBJECTS = (6, 9)
