@@ -185,8 +185,10 @@ def test_text_with_points(sam_pair, image):
                             sample.ori_shape, sample.img_shape)
         expected, expected_iou = model.prompt_head(
             embedding, text_embeds=text_embeds, points=(xy[None], torch.tensor([[1, 0]])))
-    torch.testing.assert_close(low_res[1:2], expected, rtol=0, atol=1e-6)
-    torch.testing.assert_close(iou[1:2], expected_iou, rtol=0, atol=1e-6)
+    # the texts are encoded in batches of another composition (padding, BLAS blocking): float
+    # rounding of ~1e-6 on logits of order 1
+    torch.testing.assert_close(low_res[1:2], expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(iou[1:2], expected_iou, rtol=1e-5, atol=1e-5)
 
     pred = inferencer(image, [text, text], points=[None, points])['predictions'][0]
     assert pred['texts'] == [text, text]
