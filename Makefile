@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ENV_STAMP := $(VENV)/.mmevf-env
 ENV_INPUTS := tools/install/setup_env.sh tools/install/install_mmcv.sh \
 	tools/install/install_browser.sh setup.py requirements/runtime.txt requirements/optional.txt \
-	requirements/demo.txt requirements/tests.txt
+	requirements/demo.txt requirements/projects.txt requirements/tests.txt
 
 .PHONY: env test demo clean-env
 
@@ -16,7 +16,7 @@ $(ENV_STAMP): $(ENV_INPUTS)
 	touch $@
 
 test: $(ENV_STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests projects
 
 demo: $(ENV_STAMP)
 	PYTHON=$(PY) bash tools/run_demo.sh

@@ -44,6 +44,12 @@ if ! "$PY" -c 'import deepspeed' 2>/dev/null; then
     say "installing deepspeed (no CUDA ops are built; it runs ZeRO over gloo on CPU)"
     DS_BUILD_OPS=0 pip_install --no-build-isolation -r "$ROOT/requirements/optional.txt"
 fi
+# projects/EVF-SAM2: SAM-2 (sam2 1.1.0) without its CUDA extension; --no-deps keeps torch as is.
+pip_install -r "$ROOT/requirements/projects.txt"
+if ! "$PY" -c 'import sam2' 2>/dev/null; then
+    say "installing sam2 1.1.0 for projects/EVF-SAM2 (no CUDA extension built)"
+    SAM2_BUILD_CUDA=0 pip_install --no-deps sam2==1.1.0
+fi
 # deepspeed pulls a newer setuptools; mmengine 0.10.7 needs pkg_resources (setuptools<82).
 pip_install 'setuptools<82'
 pip_install --no-build-isolation --no-deps -e "$ROOT"

@@ -1,0 +1,32 @@
+"""Helpers of EVF-SAM2's tests; every test module skips when ``sam2`` is not installed."""
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT.parents[1]
+
+SKIP_REASON = ('EVF-SAM2 needs the optional sam2 package: '
+               'SAM2_BUILD_CUDA=0 pip install sam2==1.1.0 hydra-core iopath')
+TINY_CONFIG = PROJECT / 'configs' / 'evf-sam2-tiny_synthref.py'
+
+
+def require_sam2() -> None:
+    """Skip the calling test module unless ``sam2`` (and hydra) import."""
+    pytest.importorskip('sam2', reason=SKIP_REASON, exc_type=ImportError)
+
+
+def project_env() -> dict:
+    """``PYTHONPATH`` for subprocesses: the repository and the project package."""
+    return dict(PYTHONPATH=f'{ROOT}:{PROJECT}')
+
+
+def run_command(cmd: list, cwd: Path = ROOT) -> str:
+    """Run ``cmd`` with the repository and the project importable; its output, asserting
+    that it succeeded."""
+    env = dict(os.environ, **project_env())
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr

@@ -1,0 +1,71 @@
+"""TextSegInferencer and tools/infer.py run a converted tiny EVF-SAM2 checkpoint."""
+import subprocess
+import sys
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+from evf_sam2_helpers import PROJECT, TINY_CONFIG, require_sam2, run_command
+
+require_sam2()
+
+
+@pytest.fixture(scope='module')
+def converted(tmp_path_factory, synthref_root):
+    """A tiny random EVF-SAM2 in the official layout, converted by the project's tool."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import evf_sam2
+    from mmevf.engine.runner_setup import register_all_modules
+    from mmevf.registry import MODELS
+    register_all_modules()
+    init_default_scope('mmevf')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(TINY_CONFIG)).model)
+    model.init_weights()
+    state = model.state_dict()
+    official = evf_sam2.sam2_to_official(
+        {k[len('sam2.'):]: v for k, v in state.items() if k.startswith('sam2.')})
+    official.update({'mm_extractor.beit3.' + k[len('mm_encoder.'):]: v
+                     for k, v in state.items() if k.startswith('mm_encoder.')})
+    official.update({'text_hidden_fcs.0.' + k[len('projector.mlp.'):]: v
+                     for k, v in state.items() if k.startswith('projector.mlp.')})
+    assert len(official) == len(state)
+    folder = tmp_path_factory.mktemp('official')
+    torch.save(official, folder / 'pytorch_model.bin')
+    (folder / 'config.json').write_text('{"model_type": "evf", "sam_scale": "tiny"}')
+    dst = folder.parent / 'tiny_evf_sam2.pth'
+    out = subprocess.run([sys.executable, str(PROJECT / 'tools' / 'convert_evf_sam2.py'),
+                          str(folder), str(dst)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return dst, state
+
+
+def test_inferencer(converted, synthref_root):
+    from mmevf.apis import TextSegInferencer
+    dst, state = converted
+    inferencer = TextSegInferencer(str(TINY_CONFIG), weights=str(dst),
+                                   tokenizer=str(synthref_root / 'tokenizer'), device='cpu',
+                                   show_progress=False)
+    loaded = inferencer.model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+    image = sorted((synthref_root / 'images').glob('*.jpg'))[0]
+    result = inferencer(str(image), ['the red circle', 'leftmost square'],
+                        return_datasamples=True)
+    sample = result['predictions'][0]
+    h, w = mmcv.imread(str(image)).shape[:2]
+    assert tuple(sample.pred_instances.masks.shape) == (2, h, w)
+
+
+def test_tools_infer(converted, synthref_root, tmp_path):
+    dst, _ = converted
+    image = sorted((synthref_root / 'images').glob('*.jpg'))[0]
+    out_dir = tmp_path / 'out'
+    run_command([sys.executable, 'tools/infer.py', str(image), 'the blue square', '--config',
+                 str(TINY_CONFIG), '--weights', str(dst), '--tokenizer',
+                 str(synthref_root / 'tokenizer'), '--out-dir', str(out_dir), '--device', 'cpu'])
+    mask = mmcv.imread(str(out_dir / 'masks' / f'{image.stem}_0.png'), flag='unchanged')
+    assert mask.shape == mmcv.imread(str(image)).shape[:2]
+    assert set(np.unique(mask)) <= {0, 255}

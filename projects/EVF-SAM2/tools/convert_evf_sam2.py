@@ -1,0 +1,75 @@
+"""Convert an official EVF-SAM2 checkpoint folder into an mmevf ``EVFSAM2`` checkpoint.
+
+``python projects/EVF-SAM2/tools/convert_evf_sam2.py SRC_FOLDER DST.pth [--force]``
+
+SRC_FOLDER is a Hugging Face folder (``config.json`` + ``pytorch_model.bin`` /
+``model.safetensors`` / shards + tokenizer files), e.g. a download of ``YxZhang/evf-sam2`` or
+``YxZhang/evf-sam2-multitask``. Keys: ``visual_model.*`` (SAM-2, 900 tensors for Hiera-L, with
+``CXBlock.gamma`` saved as ``.weight``) -> ``sam2.*``; ``mm_extractor.beit3.*`` ->
+``mm_encoder.*``; ``text_hidden_fcs.0.*`` -> ``projector.mlp.*``. Any other key, and SAM-1 /
+EfficientSAM checkpoints, are refused. DST.pth receives ``{'state_dict': ..., 'meta': ...}``
+for ``load_from`` / ``--weights``; the tokenizer files are copied to ``DST_tokenizer/``.
+Existing outputs are never overwritten unless ``--force`` is given.
+"""
+import argparse
+import os
+import os.path as osp
+import shutil
+import sys
+from typing import Dict, List, Optional
+
+from mmengine.runner import save_checkpoint
+
+PROJECT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if PROJECT not in sys.path:  # the project package, evf_sam2 (a dash cannot be imported)
+    sys.path.insert(0, PROJECT)
+
+from evf_sam2 import convert_evf_sam2_state_dict  # noqa: E402
+
+from mmevf.checkpoint import ATOMIC_BACKEND_ARGS  # noqa: E402
+from mmevf.checkpoint.layouts import TOKENIZER_FILES, read_evf_sam_folder  # noqa: E402
+
+SAM2_CONFIGS = {'large': 'configs/sam2/sam2_hiera_l.yaml', 'tiny': 'configs/sam2/sam2_hiera_t.yaml',
+                'small': 'configs/sam2/sam2_hiera_s.yaml',
+                'base_plus': 'configs/sam2/sam2_hiera_b+.yaml'}
+
+
+def describe(config: dict) -> Dict[str, str]:
+    """The architecture an official ``config.json`` describes, in mmevf terms."""
+    scale = config.get('sam_scale', 'large')
+    return dict(sam2=SAM2_CONFIGS.get(scale, f'unsupported sam_scale {scale!r}'),
+                mm_encoder=config.get('mm_extractor_scale', 'large'),
+                hidden_size=str(config.get('hidden_size')), out_dim=str(config.get('out_dim', 256)))
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description='Convert an EVF-SAM2 folder to mmevf')
+    parser.add_argument('src', help='official EVF-SAM2 checkpoint folder')
+    parser.add_argument('dst', help='output .pth file')
+    parser.add_argument('--force', action='store_true', help='overwrite existing outputs')
+    args = parser.parse_args(argv)
+
+    tok_dir = osp.splitext(args.dst)[0] + '_tokenizer'
+    for existing in (args.dst, tok_dir):
+        if osp.exists(existing) and not args.force:
+            raise FileExistsError(f'{existing} exists; pass --force to overwrite it')
+    state, config = read_evf_sam_folder(args.src)
+    state_dict = convert_evf_sam2_state_dict(state, source=args.src)
+    arch = describe(config)
+    save_checkpoint(dict(state_dict=state_dict,
+                         meta=dict(source=osp.abspath(args.src), evf_config=config, arch=arch)),
+                    args.dst, backend_args=ATOMIC_BACKEND_ARGS)
+    copied = [f for f in TOKENIZER_FILES if osp.isfile(osp.join(args.src, f))]
+    if copied:
+        os.makedirs(tok_dir, exist_ok=True)
+        for name in copied:
+            shutil.copy2(osp.join(args.src, name), osp.join(tok_dir, name))
+    print(f'converted {len(state_dict)} tensors '
+          f'({sum(v.numel() for v in state_dict.values()):,} parameters) -> {args.dst}')
+    print('architecture: ' + ', '.join(f'{k}={v}' for k, v in arch.items()))
+    print(f'tokenizer: {tok_dir} ({", ".join(copied)})' if copied else
+          'tokenizer: none in the source folder; set the tokenizer folder in your config')
+
+
+if __name__ == '__main__':
+    main()
