@@ -279,7 +279,8 @@ def test_missing_browser_is_a_skip_with_its_reason(monkeypatch):
 def test_install_browser_says_why_it_installs_nothing(tmp_path, how):
     """tools/install/install_browser.sh never fails the install and never runs apt-get here."""
     env = dict(os.environ, MMEVF_CHROMIUM=str(tmp_path / 'no-chromium'))
-    cmd = ['bash', str(ROOT / 'tools' / 'install' / 'install_browser.sh')]
+    script = ROOT / 'tools' / 'install' / 'install_browser.sh'
+    cmd, stdin = ['bash', str(script)], None
     if how == 'opted out':
         env['MMEVF_SKIP_BROWSER'] = '1'
         expected = 'MMEVF_SKIP_BROWSER=1, not installing Chromium'
@@ -288,8 +289,12 @@ def test_install_browser_says_why_it_installs_nothing(tmp_path, how):
         if os.geteuid() == 0:
             if shutil.which('setpriv') is None:
                 pytest.skip('root without setpriv: cannot run the script as another user')
-            cmd = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] + cmd
+            # the script is read by this process and fed on stdin: the other user may not
+            # reach the clone (e.g. under a private mktemp -d folder)
+            cmd = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'bash', '-s']
+            stdin = script.read_text()
         expected = 'not root, cannot install Chromium'
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(cmd, env=env, input=stdin, capture_output=True, text=True, timeout=60,
+                          cwd='/')
     assert proc.returncode == 0, proc.stderr
     assert expected in proc.stdout and "browser test will be skipped" in proc.stdout
