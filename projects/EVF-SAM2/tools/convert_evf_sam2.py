@@ -12,13 +12,10 @@ for ``load_from`` / ``--weights``; the tokenizer files are copied to ``DST_token
 Existing outputs are never overwritten unless ``--force`` is given.
 """
 import argparse
-import os
 import os.path as osp
-import shutil
 import sys
 from typing import Dict, List, Optional
 
-from mmengine.runner import save_checkpoint
 
 PROJECT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if PROJECT not in sys.path:  # the project package, evf_sam2 (a dash cannot be imported)
@@ -26,8 +23,7 @@ if PROJECT not in sys.path:  # the project package, evf_sam2 (a dash cannot be i
 
 from evf_sam2 import convert_evf_sam2_state_dict  # noqa: E402
 
-from mmevf.checkpoint import ATOMIC_BACKEND_ARGS  # noqa: E402
-from mmevf.checkpoint.layouts import TOKENIZER_FILES, read_evf_sam_folder  # noqa: E402
+from mmevf.checkpoint.folder_converter import convert_evf_folder, print_tokenizer  # noqa: E402,E501
 
 SAM2_CONFIGS = {'large': 'configs/sam2/sam2_hiera_l.yaml', 'tiny': 'configs/sam2/sam2_hiera_t.yaml',
                 'small': 'configs/sam2/sam2_hiera_s.yaml',
@@ -49,26 +45,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('--force', action='store_true', help='overwrite existing outputs')
     args = parser.parse_args(argv)
 
-    tok_dir = osp.splitext(args.dst)[0] + '_tokenizer'
-    for existing in (args.dst, tok_dir):
-        if osp.exists(existing) and not args.force:
-            raise FileExistsError(f'{existing} exists; pass --force to overwrite it')
-    state, config = read_evf_sam_folder(args.src)
-    state_dict = convert_evf_sam2_state_dict(state, source=args.src)
+    _, config, tok_dir, copied = convert_evf_folder(
+        args.src, args.dst, convert_evf_sam2_state_dict,
+        lambda config: dict(arch=describe(config)), args.force)
     arch = describe(config)
-    save_checkpoint(dict(state_dict=state_dict,
-                         meta=dict(source=osp.abspath(args.src), evf_config=config, arch=arch)),
-                    args.dst, backend_args=ATOMIC_BACKEND_ARGS)
-    copied = [f for f in TOKENIZER_FILES if osp.isfile(osp.join(args.src, f))]
-    if copied:
-        os.makedirs(tok_dir, exist_ok=True)
-        for name in copied:
-            shutil.copy2(osp.join(args.src, name), osp.join(tok_dir, name))
-    print(f'converted {len(state_dict)} tensors '
-          f'({sum(v.numel() for v in state_dict.values()):,} parameters) -> {args.dst}')
     print('architecture: ' + ', '.join(f'{k}={v}' for k, v in arch.items()))
-    print(f'tokenizer: {tok_dir} ({", ".join(copied)})' if copied else
-          'tokenizer: none in the source folder; set the tokenizer folder in your config')
+    print_tokenizer(tok_dir, copied)
 
 
 if __name__ == '__main__':
