@@ -169,16 +169,19 @@ class EVFSAM2(TextPromptSegmentor):
         low-resolution logits and (N_i, 1) predicted IoUs."""
         n = text_embeds.shape[0]
         encoder = self.sam2.sam_prompt_encoder
+        # the decoder's own dtype for all its inputs: under DeepSpeed bf16 the frozen SAM-2
+        # parts and buffers may keep another one (as SAMPromptHead does for SAM)
+        dtype = self.sam2.sam_mask_decoder.iou_token.weight.dtype
         sparse, dense = encoder(points=None, boxes=None, masks=None)  # (1, 0, C), (1, C, h, w)
-        sparse = torch.cat([sparse.expand(n, -1, -1), text_embeds.to(sparse.dtype)], dim=1)
+        sparse = torch.cat([sparse.expand(n, -1, -1).to(dtype), text_embeds.to(dtype)], dim=1)
         masks, iou, _, _ = self.sam2.sam_mask_decoder(
-            image_embeddings=image_embed,
-            image_pe=encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse.to(image_embed.dtype),
-            dense_prompt_embeddings=dense.expand(n, -1, -1, -1).to(image_embed.dtype),
+            image_embeddings=image_embed.to(dtype),
+            image_pe=encoder.get_dense_pe().to(dtype),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense.expand(n, -1, -1, -1).to(dtype),
             multimask_output=self.multimask_output,
             repeat_image=True,
-            high_res_features=high_res)
+            high_res_features=[h.to(dtype) for h in high_res])
         if self.multimask_output:  # the official image path: the best of three
             best = iou.argmax(dim=1)
             rows = torch.arange(n, device=iou.device)

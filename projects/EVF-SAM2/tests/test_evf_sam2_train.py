@@ -79,3 +79,91 @@ def test_single_mask_output(synthref_root):
     with torch.no_grad():
         masks, iou = model.decode_image(image_embed, high_res, torch.randn(3, 1, 256))
     assert masks.shape == (3, 1, 64, 64) and iou.shape == (3, 1)
+
+
+def tiny_sam2_cfg(synthref_root, work_dir, config=TINY_CONFIG, **overrides):
+    """The tiny EVF-SAM2 config on the test SynthRef: batch 2, 4 iterations, a checkpoint
+    every 2, deterministic, constant learning rate (as the EVF-SAM resume tests)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(config))
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+        loader.dataset.data_root = str(synthref_root)
+        for transform in loader.dataset.pipeline:
+            if transform.type == 'TokenizeText':
+                transform.tokenizer = str(synthref_root / 'tokenizer')
+    cfg.merge_from_dict({
+        'work_dir': str(work_dir), 'train_cfg.max_iters': 4, 'train_cfg.val_interval': 100,
+        'train_cfg.val_begin': 100, 'default_hooks.checkpoint.interval': 2,
+        'default_hooks.checkpoint.save_best': None, 'default_hooks.logger.interval': 1,
+        'randomness': dict(seed=0, deterministic=True),
+        'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=False)], **overrides})
+    return cfg
+
+
+def test_tiny_amp_train_and_resume(synthref_root, tmp_path):
+    """bf16 AMP (mmevf's AmpOptimWrapper, as ``tools/train.py --amp``) trains the tiny
+    EVF-SAM2, and resuming from iteration 2 repeats iterations 3-4."""
+    from mmengine.runner import Runner
+
+    def run(work_dir, **overrides):
+        cfg = tiny_sam2_cfg(synthref_root, work_dir, **overrides)
+        cfg.optim_wrapper.update(type='AmpOptimWrapper', dtype='bfloat16', loss_scale='dynamic')
+        runner = Runner.from_cfg(cfg)
+        seen = []
+        runner.model.projector.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+        runner.train()
+        return list(runner.message_hub.get_scalar('train/loss').data[0]), seen
+
+    full, seen = run(tmp_path / 'full')
+    assert seen == [torch.bfloat16] * 4 and all(torch.isfinite(torch.tensor(full)))
+    resumed, _ = run(tmp_path / 'full', resume=True, load_from=str(tmp_path / 'full/iter_2.pth'))
+    torch.testing.assert_close(torch.tensor(resumed), torch.tensor(full), rtol=1e-5, atol=1e-6)
+
+
+def test_tiny_zero2_dist_train_and_resume(synthref_root, tmp_path):
+    """The tiny ZeRO-2 config through ``tools/dist_train.sh`` with two CPU processes; a
+    ``--resume`` from iteration 2 repeats the uninterrupted run's losses."""
+    import os
+    import re
+    import shutil
+
+    from evf_sam2_helpers import PROJECT, ROOT, run_command
+
+    from tests.test_foundation.test_dist_train import free_port
+    cfg = tiny_sam2_cfg(synthref_root, tmp_path / 'full',
+                        config=PROJECT / 'configs' / 'evf-sam2-tiny_synthref_zero2.py')
+    config = tmp_path / 'tiny_sam2_zero2.py'
+    cfg.dump(str(config))
+
+    def losses(work_dir):
+        found = {}
+        for log in work_dir.glob('*/*.log'):
+            for it, loss in re.findall(r'Iter\(train\) \[(\d+)/\d+\].*? loss: ([\d.]+)',
+                                       log.read_text()):
+                found[int(it)] = float(loss)
+        return found
+
+    def dist_train(work_dir, *extra):
+        os.environ['PORT'] = str(free_port())
+        try:
+            return run_command(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
+                                str(work_dir), *extra], ROOT)
+        finally:
+            del os.environ['PORT']
+
+    log = dist_train(tmp_path / 'full')
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log
+    shards = sorted(p.name for p in (tmp_path / 'full/iter_2.pth').iterdir())
+    assert shards == ['bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt',
+                      'bf16_zero_pp_rank_1_mp_rank_00_optim_states.pt',
+                      'mp_rank_00_model_states.pt']
+    full = losses(tmp_path / 'full')
+    assert sorted(full) == [1, 2, 3, 4]
+    resumed_dir = tmp_path / 'resumed'
+    resumed_dir.mkdir()
+    shutil.copytree(tmp_path / 'full/iter_2.pth', resumed_dir / 'iter_2.pth')
+    dist_train(resumed_dir, '--resume', str(resumed_dir / 'iter_2.pth'))
+    resumed = losses(resumed_dir)
+    assert sorted(resumed) == [3, 4]
+    assert all(abs(resumed[i] - full[i]) < 1e-4 for i in (3, 4)), (resumed, full)

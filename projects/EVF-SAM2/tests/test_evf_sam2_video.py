@@ -1,0 +1,195 @@
+"""EVF-SAM2 on video: the streaming tracker against sam2's own video predictor, frame 0
+against the image path, bounded memory, and infer_video.py's outputs and errors."""
+import json
+import sys
+
+import cv2
+import mmcv
+import numpy as np
+import pytest
+import torch
+from evf_sam2_helpers import PROJECT, TINY_CONFIG, require_sam2
+
+require_sam2()
+
+from tools.dataset_converters.synthref.clip import make_synthref_clip  # noqa: E402
+
+INFER_VIDEO = PROJECT / 'tools' / 'infer_video.py'
+
+
+def _tool():
+    """projects/EVF-SAM2/tools/infer_video.py as a module (its main() is called in-process)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('infer_video', INFER_VIDEO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    """A random tiny EVF-SAM2 whose object-score head says 'present' (bias +8): with random
+    weights the score is near 0, and a negative one empties every mask."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import evf_sam2  # noqa: F401
+    from mmevf.engine.runner_setup import register_all_modules
+    from mmevf.registry import MODELS
+    register_all_modules()
+    init_default_scope('mmevf')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(TINY_CONFIG)).model)
+    model.init_weights()
+    with torch.no_grad():
+        model.sam2.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(8.0)
+    path = tmp_path_factory.mktemp('ckpt') / 'tiny_evf_sam2.pth'
+    torch.save(dict(state_dict=model.state_dict()), path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def tracker(checkpoint, synthref_root):
+    from evf_sam2.video import EVFSAM2VideoTracker
+
+    from mmevf.apis import TextSegInferencer
+    inferencer = TextSegInferencer(str(TINY_CONFIG), weights=str(checkpoint),
+                                   tokenizer=str(synthref_root / 'tokenizer'), device='cpu',
+                                   show_progress=False)
+    return EVFSAM2VideoTracker(inferencer)
+
+
+@pytest.fixture(scope='module')
+def clip(tmp_path_factory):
+    root = tmp_path_factory.mktemp('clip')
+    return root, make_synthref_clip(str(root), num_frames=20, size=(160, 120), step=5)
+
+
+def test_matches_sam2_video_predictor(tracker, clip):
+    """The streaming loop = sam2's SAM2VideoPredictor (built with the video overrides the
+    official EVF-SAM2 uses) fed the same frames, with frame 0 prompted as the official
+    ``add_new_text`` does; 20 frames, so the tracker's memory window (16) is exercised."""
+    from evf_sam2.video import VideoFrames, text_prompted
+    from sam2.build_sam import build_sam2_video_predictor
+    root, meta = clip
+    frames = VideoFrames(str(root / 'frames'))
+    ours = {r.frame.index: (r.logits, r.object_score)
+            for r in tracker.track(frames, meta['expression'])}
+    memory = tracker.memory
+    assert len(memory['cond_frame_outputs']) == 1
+    assert len(memory['non_cond_frame_outputs']) <= tracker.memory_window < len(frames)
+
+    sam2 = tracker.sam2
+    predictor = build_sam2_video_predictor(
+        'configs/sam2/sam2_hiera_t.yaml', None, device='cpu',
+        hydra_overrides_extra=[f'++model.image_size={sam2.image_size}'])
+    predictor.load_state_dict(sam2.state_dict())
+    state = predictor.init_state(str(root / 'frames'))
+    # the same input tensors as the image path (SAM2Resize of the config's pipeline)
+    state['images'] = [tracker.preprocess(f, None)['img'][0] for f in frames]
+    state['cached_features'] = {}
+    with torch.inference_mode():
+        inputs = tracker.preprocess(next(iter(frames)), meta['expression'])
+        prompt = tracker.model.encode_prompts(inputs)
+        obj_idx = predictor._obj_id_to_idx(state, 1)
+        with text_prompted(predictor, prompt):  # the official add_new_text
+            out, _ = predictor._run_single_frame_inference(
+                inference_state=state, output_dict=state['output_dict_per_obj'][obj_idx],
+                frame_idx=0, batch_size=1, is_init_cond_frame=True, point_inputs=None,
+                mask_inputs=None, reverse=False, run_mem_encoder=False)
+        state['temp_output_dict_per_obj'][obj_idx]['cond_frame_outputs'][0] = out
+        reference = {i: masks[0, 0] for i, _, masks in predictor.propagate_in_video(state)}
+    assert sorted(reference) == sorted(ours) == list(range(20))
+    worst = max((ours[i][0] - reference[i]).abs().max().item() for i in ours)
+    assert worst <= 1e-4, worst
+    for i in ours:
+        assert torch.equal(ours[i][0] > 0, reference[i] > 0), i
+    assert all(score > 0 for _, score in ours.values())
+
+
+def test_first_frame_equals_image_path(tracker, clip):
+    from evf_sam2.video import VideoFrames
+    root, meta = clip
+    frames = VideoFrames(str(root / 'frames'))
+    first = next(iter(tracker.track(frames, meta['expression'])))
+    image = mmcv.imread(str(root / meta['frames'][0]))
+    result = tracker.inferencer(image, meta['expression'])
+    mask = result['predictions'][0]['masks'][0]
+    assert first.object_score > 0
+    assert mask.any() and np.array_equal((first.logits > 0).numpy(), mask)
+
+
+def test_infer_video_folder_and_errors(checkpoint, synthref_root, tmp_path):
+    root = tmp_path / 'clip'
+    meta = make_synthref_clip(str(root), num_frames=6, size=(160, 120))
+    tool = _tool()
+    common = ['--config', str(TINY_CONFIG), '--weights', str(checkpoint), '--tokenizer',
+              str(synthref_root / 'tokenizer'), '--device', 'cpu']
+    out = tmp_path / 'out'
+    summary = tool.main([str(root / 'frames'), meta['expression'], '--out-dir', str(out)] +
+                        common)
+    assert [f['frame'] for f in summary['frames']] == [f'{i:05d}' for i in range(6)]
+    for i in range(6):
+        mask = cv2.imread(str(out / 'masks' / f'{i:05d}.png'), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (120, 160) and set(np.unique(mask)) <= {0, 255}
+        assert int((mask > 0).sum()) == summary['frames'][i]['area']
+        assert cv2.imread(str(out / 'overlay' / f'{i:05d}.jpg')).shape == (120, 160, 3)
+    assert json.loads((out / 'track.json').read_text())['text'] == meta['expression']
+    # the same out-dir again: refused, nothing touched
+    before = (out / 'masks' / '00000.png').read_bytes()
+    with pytest.raises(FileExistsError, match='already holds masks'):
+        tool.main([str(root / 'frames'), meta['expression'], '--out-dir', str(out)] + common)
+    assert (out / 'masks' / '00000.png').read_bytes() == before
+    # an unreadable frame: named; the frames before it stay written
+    (root / 'frames' / '00003.jpg').write_bytes(b'not a jpeg')
+    broken = tmp_path / 'broken'
+    with pytest.raises(ValueError, match='cannot decode frame .*00003.jpg'):
+        tool.main([str(root / 'frames'), meta['expression'], '--out-dir', str(broken)] + common)
+    assert sorted(p.name for p in (broken / 'masks').iterdir()) == [
+        '00000.png', '00001.png', '00002.png']
+    with pytest.raises(FileNotFoundError, match='missing.mp4 does not exist'):
+        tool.main([str(tmp_path / 'missing.mp4'), 'x', '--out-dir', str(tmp_path / 'o')] + common)
+    (tmp_path / 'corrupt.mp4').write_bytes(b'\x00' * 1000)
+    with pytest.raises(ValueError, match='cannot read video .*corrupt.mp4'):
+        tool.main([str(tmp_path / 'corrupt.mp4'), 'x', '--out-dir', str(tmp_path / 'o')] +
+                  common)
+    with pytest.raises(SystemExit):
+        tool.main([str(root / 'frames'), '  ', '--out-dir', str(tmp_path / 'o')] + common)
+
+
+def test_infer_video_file(checkpoint, synthref_root, tmp_path):
+    """A video file in: masks per frame and an overlay video with as many frames."""
+    root = tmp_path / 'clip'
+    meta = make_synthref_clip(str(root), num_frames=5, size=(160, 120))
+    video = tmp_path / 'clip.mp4'
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*'mp4v'), 10, (160, 120))
+    for name in meta['frames']:
+        writer.write(cv2.imread(str(root / name)))
+    writer.release()
+    out = tmp_path / 'out'
+    summary = _tool().main([str(video), meta['expression'], '--out-dir', str(out), '--config',
+                            str(TINY_CONFIG), '--weights', str(checkpoint), '--tokenizer',
+                            str(synthref_root / 'tokenizer'), '--device', 'cpu'])
+    assert len(summary['frames']) == 5
+    assert sorted(p.name for p in (out / 'masks').iterdir()) == [f'{i:05d}.png'
+                                                                for i in range(5)]
+    written = mmcv.VideoReader(str(out / 'overlay.mp4'))
+    assert written.frame_cnt == 5 and (written.width, written.height) == (160, 120)
+
+
+def test_cli_progress_bar(checkpoint, synthref_root, tmp_path):
+    """The command line as users type it (a subprocess): the progress bar over frames."""
+    import subprocess
+
+    from evf_sam2_helpers import project_env
+    root = tmp_path / 'clip'
+    meta = make_synthref_clip(str(root), num_frames=3, size=(160, 120))
+    env = dict(__import__('os').environ, **project_env(), COLUMNS='120')
+    proc = subprocess.run(
+        [sys.executable, str(INFER_VIDEO), str(root / 'frames'), meta['expression'],
+         '--config', str(TINY_CONFIG), '--weights', str(checkpoint), '--tokenizer',
+         str(synthref_root / 'tokenizer'), '--out-dir', str(tmp_path / 'out'), '--device',
+         'cpu'], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'Tracking' in proc.stdout + proc.stderr
+    assert '3 frames' in proc.stdout
