@@ -4,7 +4,9 @@
 
 ``--train`` measures training steps instead, from cached SAM image embeddings against
 recomputing them (``tools/analysis/benchmark_train.py``, its options, e.g.
-``--train --images 2 --expressions 3 --steps 3``).
+``--train --images 2 --expressions 3 --steps 3``). ``--sam-encoder`` times SAM's image encoder
+alone, mmevf's fused attention against segment_anything's forward
+(``tools/analysis/benchmark_sam_encoder.py``, its options, e.g. ``--sam-encoder --memory``).
 
 With random weights at the scale of CONFIG (default BEiT-3-B + SAM ViT-B) on the CPU, measures
 expressions/s of
@@ -125,6 +127,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     if '--train' in argv:  # training steps, cached embeddings against recomputed ones
         from tools.analysis.benchmark_train import main as benchmark_train
         return benchmark_train([a for a in argv if a != '--train'])
+    if '--sam-encoder' in argv:  # SAM's image encoder: fused attention against segment_anything
+        from tools.analysis.benchmark_sam_encoder import main as benchmark_sam_encoder
+        return benchmark_sam_encoder([a for a in argv if a != '--sam-encoder'])
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings('ignore')

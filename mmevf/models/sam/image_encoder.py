@@ -11,6 +11,7 @@ from segment_anything.modeling import ImageEncoderViT
 
 from mmevf.checkpoint import pretrained_init_cfg
 from mmevf.registry import MODELS
+from .attention import MAX_BIAS_ELEMENTS, sam_block
 
 ARCH_KEYS = ('embed_dim', 'depth', 'num_heads', 'global_attn_indexes')
 
@@ -34,6 +35,15 @@ class SAMImageEncoder(ImageEncoderViT, BaseModule):
     a few global-attention blocks, ``qkv_bias``, LayerNorm eps 1e-6, a conv neck to
     ``out_chans``.
 
+    ``fast_attention`` (default) runs the same blocks through :mod:`mmevf.models.sam.attention`
+    (the core DIT shares): SAM's windowed / global attention with decomposed relative positions
+    in fused SDPA calls, the rel-pos bias built for a block of queries at a time (a global block
+    at 1024² holds no (heads, 4096, 4096) tensor), qkv / proj on the real (unpadded) tokens
+    only, the linear layers through oneDNN with the MLP's GELU fused (inference on CPU). Equal
+    to ``segment_anything``'s forward within float rounding (fp32 max |diff| ~5e-6 for
+    ViT-B/L/H at 1024²); ``fast_attention=False`` runs ``segment_anything``'s own forward. Works
+    with the weights in bfloat16 (``encoder.bfloat16()``) or under ``torch.autocast``.
+
     Args:
         arch: ``'vit_b'``, ``'vit_l'``, ``'vit_h'``, or a dict with the keys ``embed_dim``,
             ``depth``, ``num_heads`` and ``global_attn_indexes`` (e.g. tiny test encoders).
@@ -46,6 +56,10 @@ class SAMImageEncoder(ImageEncoderViT, BaseModule):
         pos_embed_interp: interpolation of a loaded ``pos_embed`` made for another grid (the
             official 1024² tables into a 512² DIT encoder; DIT's released code: bicubic).
             Relative-position tables are resized linearly, as SAM's ``get_rel_pos`` does.
+        fast_attention: the fused attention core (see above); ``False``: ``segment_anything``'s
+            forward, e.g. for parity checks. An attribute, so it can be switched after building.
+        max_bias_elements: largest rel-pos bias (elements) the fast path builds at once: its
+            memory bound (default 2**26: a global block at 1024² in 4 query blocks).
         pretrained: official SAM weight file, the older spelling of
             ``init_cfg=dict(type='StrictPretrained', checkpoint=..., prefix='image_encoder.')``.
         init_cfg: mmengine initialisation config; official SAM weights load strictly through
@@ -62,6 +76,8 @@ class SAMImageEncoder(ImageEncoderViT, BaseModule):
                  out_chans: int = 256,
                  frozen: bool = True,
                  pos_embed_interp: str = 'bicubic',
+                 fast_attention: bool = True,
+                 max_bias_elements: int = MAX_BIAS_ELEMENTS,
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         arch_cfg = self._arch_settings(arch)
@@ -87,6 +103,8 @@ class SAMImageEncoder(ImageEncoderViT, BaseModule):
         self.out_chans = out_chans
         self.frozen = frozen
         self.pos_embed_interp = pos_embed_interp
+        self.fast_attention = fast_attention
+        self.max_bias_elements = max_bias_elements
         # position tables of weights made for another input size are resized once, at load
         self._register_load_state_dict_pre_hook(self.adapt_state_dict)
         if frozen:
@@ -141,7 +159,14 @@ class SAMImageEncoder(ImageEncoderViT, BaseModule):
             raise ValueError(f'expected (B, 3, {self.img_size}, {self.img_size}) images, got '
                              f'{tuple(images.shape)}')
         with torch.no_grad() if self.frozen else nullcontext():
-            return super().forward(images)
+            if not self.fast_attention:
+                return super().forward(images)
+            x = self.patch_embed(images)
+            if self.pos_embed is not None:
+                x = x + self.pos_embed
+            for blk in self.blocks:
+                x = sam_block(blk, x, self.max_bias_elements)
+            return self.neck(x.permute(0, 3, 1, 2))
 
 
 def _resize_rel_pos(table: torch.Tensor, length: int) -> torch.Tensor:
