@@ -25,3 +25,11 @@ test_dataloader = dict(
         dict(dataset, pipeline=test_pipeline)
         for dataset in _base_.test_dataloader.dataset.datasets
     ]))
+# DIT's metric list: oIoU (= cIoU), mIoU (mean per-expression IoU), P@0.5 / 0.7 / 0.9
+dit_metrics = ('cIoU', 'mIoU', 'gIoU', 'P@0.5', 'P@0.7', 'P@0.9')
+val_evaluator = [dict(type='ReferSegMetric', prefix='synthref_val', metric=dit_metrics),
+                 dict(type='TextFollowingMetric', prefix='synthref_val')]
+test_evaluator = dict(
+    metrics=[dict(type='MetricGroup', metrics=[dict(type='ReferSegMetric', metric=dit_metrics),
+                                               dict(type='TextFollowingMetric')])
+             for _ in _base_.test_splits])

@@ -1,3 +1,4 @@
 from .dit_text_injector import DITTextInjector
+from .text_cross_attention import TextCrossAttention
 
-__all__ = ['DITTextInjector']
+__all__ = ['DITTextInjector', 'TextCrossAttention']

@@ -6,50 +6,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
-from segment_anything.modeling.image_encoder import (Block, ImageEncoderViT, get_rel_pos,
-                                                     window_partition, window_unpartition)
+from segment_anything.modeling.image_encoder import (Block, ImageEncoderViT, window_partition,
+                                                     window_unpartition)
 from torch import Tensor
 
+# the attention core shared with SAMImageEncoder; rel_pos_channels stays importable from here
+from mmevf.models.sam.attention import rel_pos_channels  # noqa: F401
+from mmevf.models.sam.attention import rel_pos_attention, sam_block, split_heads
 from mmevf.registry import MODELS
 
 MODES = ('layer_wise', 'end_to_end')
 TEXT_ATTN_MODES = ('all_global', 'window_kv', 'global_blocks_only')
 PROJ_INITS = ('zeros', 'xavier')
-
-
-def split_heads(x: Tensor, num_heads: int) -> Tuple[Tensor, Tensor, Tensor]:
-    """(B, N, 3C) output of a ``qkv`` Linear -> q, k, v, each (B, heads, N, C / heads)."""
-    b, n, _ = x.shape
-    return x.reshape(b, n, 3, num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-
-
-def rel_pos_channels(q: Tensor, rel_pos_h: Tensor, rel_pos_w: Tensor,
-                     size: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
-    """SAM's decomposed relative-position bias written as extra query / key channels.
-
-    SAM adds ``q . Rh[qh - kh]`` + ``q . Rw[qw - kw]`` to the logits; with
-    ``Q' = [q_rel_h, q_rel_w]`` and ``K' = [onehot(kh), onehot(kw)]`` the product ``Q'K'^T`` is that
-    bias, so attention can run in one fused SDPA call without an (N, N) bias tensor.
-
-    Args:
-        q: (B, heads, h*w, d) unscaled queries (SAM's bias uses unscaled q).
-        rel_pos_h, rel_pos_w: the block's tables, interpolated by SAM's ``get_rel_pos``.
-        size: the (h, w) query / key grid.
-
-    Returns:
-        (B, heads, h*w, h + w) query channels and (h*w, h + w) key channels.
-    """
-    h, w = size
-    rh = get_rel_pos(h, h, rel_pos_h)  # (h, h, d)
-    rw = get_rel_pos(w, w, rel_pos_w)  # (w, w, d)
-    b, heads, _, d = q.shape
-    grid_q = q.reshape(b, heads, h, w, d)
-    q_h = torch.einsum('bnhwc,hkc->bnhwk', grid_q, rh).reshape(b, heads, h * w, h)
-    q_w = torch.einsum('bnhwc,wkc->bnhwk', grid_q, rw).reshape(b, heads, h * w, w)
-    rows = torch.arange(h, device=q.device).repeat_interleave(w)
-    cols = torch.arange(w, device=q.device).repeat(h)
-    k_rel = torch.cat([F.one_hot(rows, h), F.one_hot(cols, w)], dim=-1).to(q.dtype)
-    return torch.cat([q_h, q_w], dim=-1), k_rel
+# how L-DIT maps the text features to block i's text tokens (Tab. 4)
+INJECTIONS = ('linear', 'cross_attn', 'cross_attn_ffn')
+# learnable static prompt tokens: beside the text tokens, or added to them position-wise
+STATIC_PROMPT_MODES = ('concat', 'add')
 
 
 @MODELS.register_module()
@@ -90,6 +62,18 @@ class DITTextInjector(BaseModule):
         proj_dropout: dropout on every projected text input.
         e2e_layer_proj: E-DIT re-projects the text between blocks (released code).
         with_cp: activation checkpointing per block (ViT-L/H training).
+        injection: L-DIT's mapping of the text features to block i's text tokens (Tab. 4):
+            ``'linear'`` (``P_i``, the paper's L-DIT), ``'cross_attn'`` (the text queries block
+            i's visual input, ``TextCrossAttention``) or ``'cross_attn_ffn'`` (plus an FFN).
+        cross_attn_heads: heads of the cross-attention mappings.
+        num_static_prompts: learnable prompt tokens shared by all expressions (Tab. 2 "static"
+            prompts; the text tokens are the "dynamic" ones); 0: none. They never enter without
+            text, so ``text_feats=None`` stays bitwise SAM.
+        static_prompt_mode: ``'concat'``: the static tokens are extra text tokens beside the
+            text (never masked), fresh per block in L-DIT, entering once with ``T_0`` and carried
+            in E-DIT; ``'add'``: per-block tokens added position-wise to the block's text
+            tokens (the released ``*_token*`` ablations; ``num_static_prompts`` must cover the
+            text length).
         init_cfg: mmengine init config.
     """
 
@@ -104,11 +88,18 @@ class DITTextInjector(BaseModule):
                  proj_dropout: float = 0.1,
                  e2e_layer_proj: bool = True,
                  with_cp: bool = False,
+                 injection: str = 'linear',
+                 cross_attn_heads: int = 8,
+                 num_static_prompts: int = 0,
+                 static_prompt_mode: str = 'concat',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         for name, value, allowed in (('mode', mode, MODES),
                                      ('text_attn_mode', text_attn_mode, TEXT_ATTN_MODES),
-                                     ('proj_init', proj_init, PROJ_INITS)):
+                                     ('proj_init', proj_init, PROJ_INITS),
+                                     ('injection', injection, INJECTIONS),
+                                     ('static_prompt_mode', static_prompt_mode,
+                                      STATIC_PROMPT_MODES)):
             if value not in allowed:
                 raise ValueError(f'{name} must be one of {allowed}, got {value!r}')
         self.mode = mode
@@ -121,9 +112,26 @@ class DITTextInjector(BaseModule):
         end_to_end = mode == 'end_to_end'
         self.pre_proj = nn.Linear(text_dim, embed_dim) if (
             end_to_end or text_dim != embed_dim) else None
+        if injection != 'linear' and end_to_end:
+            raise ValueError(f'injection={injection!r} maps the text afresh for every block: '
+                             f'it needs mode=\'layer_wise\' (E-DIT carries the text)')
+        self.injection = injection
         num_layer_projs = (depth - 1 if e2e_layer_proj else 0) if end_to_end else depth
+        if injection != 'linear':
+            num_layer_projs = 0  # the cross-attention mappings replace P_i
         self.layer_projs = nn.ModuleList(
             nn.Linear(embed_dim, embed_dim) for _ in range(num_layer_projs))
+        self.text_maps = nn.ModuleList(
+            MODELS.build(dict(type='TextCrossAttention', embed_dim=embed_dim,
+                              num_heads=cross_attn_heads, dropout=proj_dropout,
+                              with_ffn=injection == 'cross_attn_ffn'))
+            for _ in range(depth)) if injection != 'linear' else None
+        self.static_prompt_mode = static_prompt_mode
+        self.static_prompts = None
+        if num_static_prompts:
+            # E-DIT's concatenated static tokens enter once and are carried like its text
+            sets = 1 if (end_to_end and static_prompt_mode == 'concat') else depth
+            self.static_prompts = nn.Parameter(torch.zeros(sets, num_static_prompts, embed_dim))
         self.drop = nn.Dropout(proj_dropout)
         self._init_projs(proj_init)
 
@@ -140,6 +148,8 @@ class DITTextInjector(BaseModule):
             else:
                 nn.init.xavier_uniform_(linear.weight)
             nn.init.zeros_(linear.bias)
+        if self.static_prompts is not None:  # as ViT tokens; zeros would be a dead start
+            nn.init.trunc_normal_(self.static_prompts, std=0.02)
 
     # ------------------------------------------------------------------ encoder
     def forward(self, encoder: ImageEncoderViT, images: Tensor, text_feats: Optional[Tensor],
@@ -177,28 +187,57 @@ class DITTextInjector(BaseModule):
         key_mask = None  # (B, 1, 1, l) True = attend
         if text_feats is not None and text_pad_mask is not None and self.mask_text_padding:
             key_mask = ~text_pad_mask.bool()[:, None, None, :]
+        concat_prompts = text_feats is not None and self.static_prompts is not None and \
+            self.static_prompt_mode == 'concat'
+        if concat_prompts and key_mask is not None:  # static tokens come first, always seen
+            key_mask = F.pad(key_mask, (self.static_prompts.shape[1], 0), value=True)
+        if (text_feats is not None and self.static_prompts is not None
+                and self.static_prompt_mode == 'add'
+                and text_feats.shape[1] > self.static_prompts.shape[1]):
+            raise ValueError(f'{text_feats.shape[1]} text tokens but '
+                             f'{self.static_prompts.shape[1]} static prompts to add to them '
+                             f'(num_static_prompts)')
         text = None
         if text_feats is not None and self.pre_proj is not None:
             text_feats = self.pre_proj(text_feats)
             if self.mode == 'end_to_end':
                 text = self.drop(text_feats)
+        # text-free blocks run as the encoder would alone (SAMImageEncoder's fast core or not)
+        fast_bias = encoder.max_bias_elements if getattr(encoder, 'fast_attention',
+                                                         False) else None
         first = True  # E-DIT: the first text-reading block takes T_0 as is
         for i, blk in enumerate(encoder.blocks):
             reads_text = text_feats is not None and self.reads_text(blk)
             if reads_text and self.mode == 'layer_wise':
-                text = self.drop(self.layer_projs[i](text_feats))
+                if self.text_maps is not None:  # the text reads this block's visual input
+                    text = self.text_maps[i](text_feats, x.flatten(1, 2))
+                else:
+                    text = self.drop(self.layer_projs[i](text_feats))
             elif reads_text and not first and len(self.layer_projs):
                 text = self.drop(self.layer_projs[i - 1](text))
+            if reads_text and self.static_prompts is not None:
+                text = self.add_static_prompts(text, i, first)
             first = first and not reads_text
             block_text = text if reads_text else None
             if self.with_cp and torch.is_grad_enabled():
                 x, out_text = cp.checkpoint(
-                    self.block, blk, x, block_text, key_mask, use_reentrant=False)
+                    self.block, blk, x, block_text, key_mask, fast_bias, use_reentrant=False)
             else:
-                x, out_text = self.block(blk, x, block_text, key_mask)
+                x, out_text = self.block(blk, x, block_text, key_mask, fast_bias)
             if reads_text and self.mode == 'end_to_end':
                 text = out_text
         return encoder.neck(x.permute(0, 3, 1, 2))
+
+    def add_static_prompts(self, text: Tensor, index: int, first: bool) -> Tensor:
+        """Block ``index``'s (B, l, d) text tokens with the static prompts: (B, n + l, d) with
+        ``'concat'`` (E-DIT: at its first text-reading block only, then carried), else the
+        block's (n, d) tokens added to the first l positions."""
+        if self.static_prompt_mode == 'add':
+            return text + self.static_prompts[index, :text.shape[1]].to(text.dtype)
+        if self.mode == 'end_to_end' and not first:
+            return text  # carried from the first block, static tokens included
+        prompts = self.static_prompts[0 if self.mode == 'end_to_end' else index]
+        return torch.cat([prompts.to(text.dtype).expand(text.shape[0], -1, -1), text], dim=1)
 
     def reads_text(self, blk: Block) -> bool:
         """Whether the text enters this block (not in window blocks for global_blocks_only)."""
@@ -206,13 +245,22 @@ class DITTextInjector(BaseModule):
 
     # ------------------------------------------------------------------ one block
     def block(self, blk: Block, x: Tensor, text: Optional[Tensor],
-              key_mask: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
-        """One ViT block on the (B, h, w, d) grid and the (B, l, d) text (or ``None``)."""
+              key_mask: Optional[Tensor],
+              fast_bias: Optional[int] = None) -> Tuple[Tensor, Optional[Tensor]]:
+        """One ViT block on the (B, h, w, d) grid and the (B, l, d) text (or ``None``).
+
+        Without text the block runs as the encoder runs it alone: through the fast core
+        (``sam_block``, bias cap ``fast_bias``) for a ``SAMImageEncoder`` with
+        ``fast_attention``, else ``segment_anything``'s own forward (``fast_bias=None``), so no
+        text gives bitwise the encoder's output either way."""
         windowed = blk.window_size > 0 and self.text_attn_mode != 'all_global'
         if text is None:
-            if windowed or blk.window_size == 0:
+            # all_global: window blocks attend over the whole grid (window -> global)
+            window = None if (windowed or blk.window_size == 0) else 0
+            if fast_bias is not None:
+                return sam_block(blk, x, fast_bias, window), text
+            if window is None:
                 return blk(x), text  # SAM's own forward: bitwise SAM
-            # all_global without text: SAM's attention over the whole grid (window -> global)
             x = x + blk.attn(blk.norm1(x))
             return x + blk.mlp(blk.norm2(x)), text
         x_attn, t_attn = self.attention(blk, blk.norm1(x), blk.norm1(text), key_mask, windowed)
@@ -243,18 +291,10 @@ class DITTextInjector(BaseModule):
                 return t[:, None].expand(b, bw // b, *t.shape[1:]).reshape(bw, *t.shape[1:])
             k_t, v_t = per_window(k_t), per_window(v_t)
             mask = None if key_mask is None else per_window(key_mask)
-        # SAM: logits = (q * scale) k^T + rel-pos bias(q); the bias as extra channels.
-        q_vis, k_vis = q * attn.scale, k
-        if attn.use_rel_pos:
-            q_rel, k_rel = rel_pos_channels(q, attn.rel_pos_h, attn.rel_pos_w, (gh, gw))
-            q_vis = torch.cat([q_vis, q_rel], dim=-1)
-            k_vis = torch.cat([k, k_rel.expand(*k.shape[:2], -1, -1)], dim=-1)
-            k_t = F.pad(k_t, (0, q_rel.shape[-1]))  # text: zero rel-pos bias
-        if mask is not None:  # visual keys always attend
-            mask = F.pad(mask, (gh * gw, 0), value=True)
-        out = F.scaled_dot_product_attention(
-            q_vis, torch.cat([k_vis, k_t], dim=2), torch.cat([v, v_t], dim=2),
-            attn_mask=mask, scale=1.0)
+        # SAM's attention (rel-pos on the visual keys) with the text as extra keys: the shared core
+        out = rel_pos_attention(
+            q, k, v, attn.scale, (attn.rel_pos_h, attn.rel_pos_w) if attn.use_rel_pos else None,
+            (gh, gw), extra_k=k_t, extra_v=v_t, extra_mask=mask)
         out = attn.proj(out.permute(0, 2, 1, 3).reshape(bw, gh, gw, d))
         if windowed:
             out = window_unpartition(out, blk.window_size, pad_hw, (h, w))

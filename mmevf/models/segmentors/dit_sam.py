@@ -27,6 +27,11 @@ class DITSam(TextPromptSegmentor):
        ``image_embedding_size=32`` at 512 input).
     4. Masks are decoded with ``multimask_output=False`` and brought to the original size.
 
+    **The paper's "Default" baseline** (Tab. 1): ``injector=None``. The text then reaches SAM only
+    as the decoder's sparse prompts, and the image encoder runs SAM's own forward once per image
+    (its embedding is the image's alone, so it may come from an embedding cache). Tab. 1's "Add
+    2 / 4 decoder layers" rows are this with a deeper ``prompt_head.transformer``.
+
     State-dict keys: ``image_encoder.*`` are SAM's ``image_encoder.*`` and
     ``prompt_head.{prompt_encoder,mask_decoder}.*`` SAM's ``{prompt_encoder,mask_decoder}.*``:
     each part loads an official ``sam_vit_*.pth`` strictly through its ``pretrained``. New
@@ -37,7 +42,7 @@ class DITSam(TextPromptSegmentor):
             ``pos_embed`` / rel-pos tables load) and run at the preprocessor's ``pad_size``.
         text_encoder: ``BertTextEncoder`` config.
         injector: ``DITTextInjector`` config; ``embed_dim``, ``depth``, ``text_dim`` default to
-            the two encoders'.
+            the two encoders'. ``None``: no injection (the "Default" baseline, see above).
         prompt_head: ``SAMPromptHead`` config.
         data_preprocessor: ``SAMDataPreprocessor`` config (BERT: ``pad_token_id=0``).
         mask_text_padding: leave padding tokens out of the decoder prompts; ``False`` reproduces
@@ -54,7 +59,7 @@ class DITSam(TextPromptSegmentor):
     def __init__(self,
                  image_encoder: dict,
                  text_encoder: dict,
-                 injector: dict,
+                 injector: Optional[dict],
                  prompt_head: dict,
                  data_preprocessor: Optional[dict] = None,
                  mask_text_padding: bool = True,
@@ -72,11 +77,15 @@ class DITSam(TextPromptSegmentor):
                             f'DIT injects the text into its blocks; got '
                             f'{type(self.image_encoder).__name__}')
         self.text_encoder = MODELS.build(text_encoder)
-        injector = dict(injector)
-        injector.setdefault('embed_dim', self.image_encoder.pos_embed.shape[-1])
-        injector.setdefault('depth', len(self.image_encoder.blocks))
-        injector.setdefault('text_dim', self.text_encoder.embed_dims)
-        self.injector = MODELS.build(injector)
+        self.injector = None
+        if injector is not None:
+            injector = dict(injector)
+            injector.setdefault('embed_dim', self.image_encoder.pos_embed.shape[-1])
+            injector.setdefault('depth', len(self.image_encoder.blocks))
+            injector.setdefault('text_dim', self.text_encoder.embed_dims)
+            self.injector = MODELS.build(injector)
+        else:  # the embedding depends on the image alone
+            self.image_embedding_cacheable = True
         self.text_to_prompt = nn.Linear(self.text_encoder.embed_dims, self.prompt_head.embed_dim)
         self.mask_text_padding = mask_text_padding
         self.trainable = tuple(trainable)
@@ -90,6 +99,9 @@ class DITSam(TextPromptSegmentor):
     def encode(self, inputs: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
         """Image embeddings (N, 256, h, w), prompts (N, L, 256), padding mask (N, L)."""
         feats, pad_mask = self.text_encoder(inputs['text_ids'], inputs['text_padding_mask'])
+        if self.injector is None:  # "Default": SAM's encoder once per image, text to the decoder
+            embeddings = self.image_embeddings(inputs)[inputs['expr_image_index']]
+            return embeddings, self.text_to_prompt(feats), pad_mask
         images = inputs['img'][inputs['expr_image_index']]  # one image copy per expression
         embeddings = self.injector(self.image_encoder, images, feats, pad_mask)
         return embeddings, self.text_to_prompt(feats), pad_mask
