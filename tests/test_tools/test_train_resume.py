@@ -9,8 +9,12 @@ from mmengine.runner import Runner
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def tiny_cfg(synthref_root: Path, work_dir: Path, **overrides) -> Config:
-    cfg = Config.fromfile(str(ROOT / 'configs/evf_sam/evf-tiny_synthref.py'))
+def tiny_cfg(synthref_root: Path, work_dir: Path,
+             config: Path = ROOT / 'configs/evf_sam/evf-tiny_synthref.py',
+             **overrides) -> Config:
+    """A tiny SynthRef ``config`` on the test SynthRef: batch 2, 4 iterations, a checkpoint
+    every 2, deterministic, constant learning rate, ``overrides`` merged last."""
+    cfg = Config.fromfile(str(config))
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
         loader.update(batch_size=2, num_workers=0, persistent_workers=False)
         loader.dataset.data_root = str(synthref_root)

@@ -1,26 +1,19 @@
-"""Two iterations of the tiny EVF-SAM2 config on SynthRef with the maintainers' recipe: SAM-2
-frozen (unchanged, in eval mode), only BEiT-3 and the projector train; then a validation pass."""
+"""Training the tiny EVF-SAM2 on SynthRef with the maintainers' recipe (SAM-2 frozen, unchanged,
+in eval mode; only BEiT-3 and the projector train): two iterations and a validation pass, bf16
+AMP with resume, ZeRO-2 through tools/dist_train.sh with resume; SAM-2's pretrained file."""
 import torch
 from evf_sam2_helpers import TINY_CONFIG, require_sam2
+
+from tests.test_tools.test_train_resume import tiny_cfg
 
 require_sam2()
 
 
 def test_tiny_train_two_iterations(synthref_root, tmp_path):
-    from mmengine.config import Config
     from mmengine.runner import Runner
-    cfg = Config.fromfile(str(TINY_CONFIG))
-    for loader in (cfg.train_dataloader, cfg.val_dataloader):
-        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
-        loader.dataset.data_root = str(synthref_root)
-        for transform in loader.dataset.pipeline:
-            if transform.type == 'TokenizeText':
-                transform.tokenizer = str(synthref_root / 'tokenizer')
-    cfg.merge_from_dict({
-        'work_dir': str(tmp_path), 'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2,
-        'train_cfg.val_begin': 1, 'default_hooks.checkpoint.interval': 100,
-        'default_hooks.checkpoint.save_best': None, 'default_hooks.logger.interval': 1,
-        'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=False)]})
+    cfg = tiny_cfg(synthref_root, tmp_path, config=TINY_CONFIG, randomness=dict(seed=0), **{
+        'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2, 'train_cfg.val_begin': 1,
+        'default_hooks.checkpoint.interval': 100})
     runner = Runner.from_cfg(cfg)
     model = runner.model
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -81,33 +74,13 @@ def test_single_mask_output(synthref_root):
     assert masks.shape == (3, 1, 64, 64) and iou.shape == (3, 1)
 
 
-def tiny_sam2_cfg(synthref_root, work_dir, config=TINY_CONFIG, **overrides):
-    """The tiny EVF-SAM2 config on the test SynthRef: batch 2, 4 iterations, a checkpoint
-    every 2, deterministic, constant learning rate (as the EVF-SAM resume tests)."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(str(config))
-    for loader in (cfg.train_dataloader, cfg.val_dataloader):
-        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
-        loader.dataset.data_root = str(synthref_root)
-        for transform in loader.dataset.pipeline:
-            if transform.type == 'TokenizeText':
-                transform.tokenizer = str(synthref_root / 'tokenizer')
-    cfg.merge_from_dict({
-        'work_dir': str(work_dir), 'train_cfg.max_iters': 4, 'train_cfg.val_interval': 100,
-        'train_cfg.val_begin': 100, 'default_hooks.checkpoint.interval': 2,
-        'default_hooks.checkpoint.save_best': None, 'default_hooks.logger.interval': 1,
-        'randomness': dict(seed=0, deterministic=True),
-        'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=False)], **overrides})
-    return cfg
-
-
 def test_tiny_amp_train_and_resume(synthref_root, tmp_path):
     """bf16 AMP (mmevf's AmpOptimWrapper, as ``tools/train.py --amp``) trains the tiny
     EVF-SAM2, and resuming from iteration 2 repeats iterations 3-4."""
     from mmengine.runner import Runner
 
     def run(work_dir, **overrides):
-        cfg = tiny_sam2_cfg(synthref_root, work_dir, **overrides)
+        cfg = tiny_cfg(synthref_root, work_dir, config=TINY_CONFIG, **overrides)
         cfg.optim_wrapper.update(type='AmpOptimWrapper', dtype='bfloat16', loss_scale='dynamic')
         runner = Runner.from_cfg(cfg)
         seen = []
@@ -125,24 +98,16 @@ def test_tiny_zero2_dist_train_and_resume(synthref_root, tmp_path):
     """The tiny ZeRO-2 config through ``tools/dist_train.sh`` with two CPU processes; a
     ``--resume`` from iteration 2 repeats the uninterrupted run's losses."""
     import os
-    import re
     import shutil
 
     from evf_sam2_helpers import PROJECT, ROOT, run_command
 
     from tests.test_foundation.test_dist_train import free_port
-    cfg = tiny_sam2_cfg(synthref_root, tmp_path / 'full',
-                        config=PROJECT / 'configs' / 'evf-sam2-tiny_synthref_zero2.py')
+    from tests.test_tools.test_zero2_train import losses
+    cfg = tiny_cfg(synthref_root, tmp_path / 'full',
+                   config=PROJECT / 'configs' / 'evf-sam2-tiny_synthref_zero2.py')
     config = tmp_path / 'tiny_sam2_zero2.py'
     cfg.dump(str(config))
-
-    def losses(work_dir):
-        found = {}
-        for log in work_dir.glob('*/*.log'):
-            for it, loss in re.findall(r'Iter\(train\) \[(\d+)/\d+\].*? loss: ([\d.]+)',
-                                       log.read_text()):
-                found[int(it)] = float(loss)
-        return found
 
     def dist_train(work_dir, *extra):
         os.environ['PORT'] = str(free_port())
