@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / 'configs/dit/l-dit-tiny_synthref.py'
 
 
-def local_cfg(synthref_root: Path, work_dir: Path) -> Config:
-    """The tiny config on the test's SynthRef (40 images), 2 iterations, no workers."""
-    cfg = Config.fromfile(str(CONFIG))
+def local_cfg(synthref_root: Path, work_dir: Path, config: Path = CONFIG) -> Config:
+    """A tiny DIT config (the tiny L-DIT's by default) on the test's SynthRef (40 images),
+    2 iterations, no workers."""
+    cfg = Config.fromfile(str(config))
     # the inferencer reads the top-level test_pipeline, the runner the datasets' pipelines
     for transform in cfg.train_pipeline + cfg.test_pipeline:
         if transform.type == 'TokenizeText':

@@ -11,6 +11,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from .test_dit_runner import local_cfg as runner_cfg
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ['default-tiny_synthref.py', 'default-add2-tiny_synthref.py',
         'default-add4-tiny_synthref.py', 'l-dit-tiny_synthref_cross-attn.py',
@@ -19,27 +21,8 @@ TINY = ['default-tiny_synthref.py', 'default-add2-tiny_synthref.py',
 
 
 def local_cfg(config: str, synthref_root: Path, work_dir: Path) -> Config:
-    """A tiny config on the test's SynthRef (40 images), 2 iterations, no workers."""
-    cfg = Config.fromfile(str(ROOT / 'configs/dit' / config))
-    tokenizer = str(synthref_root / 'bert_tokenizer')
-    for transform in cfg.train_pipeline + cfg.test_pipeline:
-        if transform.type == 'TokenizeText':
-            transform.tokenizer = tokenizer
-    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
-        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
-        for dataset in loader.dataset.get('datasets', [loader.dataset]):
-            dataset.data_root = str(synthref_root)
-            if loader is not cfg.train_dataloader:
-                dataset.indices = 2  # two images per split keep evaluation short
-            for transform in dataset.pipeline:
-                if transform.type == 'TokenizeText':
-                    transform.tokenizer = tokenizer
-    cfg.merge_from_dict({
-        'work_dir': str(work_dir), 'train_cfg.max_iters': 2, 'train_cfg.val_interval': 100,
-        'default_hooks.checkpoint.interval': 2, 'default_hooks.checkpoint.save_best': None,
-        'default_hooks.logger.interval': 1,
-        'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=False)]})
-    return cfg
+    """A tiny twin on the test's SynthRef (40 images), 2 iterations, no workers."""
+    return runner_cfg(synthref_root, work_dir, ROOT / 'configs/dit' / config)
 
 
 @pytest.fixture(scope='module', params=TINY)
