@@ -4,7 +4,6 @@ import importlib.util
 
 import numpy as np
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner
 
 from effi_sam_testing import PROJECT, ROOT, project_module
@@ -44,19 +43,10 @@ def test_effi_resize_stretches_with_pillow():
 
 
 def test_tiny_config_trains_two_iterations(synthref_root, tmp_path):
-    cfg = Config.fromfile(str(CONFIGS / 'evf-effi-tiny_synthref.py'))
-    for loader in (cfg.train_dataloader, cfg.val_dataloader):
-        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
-        loader.dataset.data_root = str(synthref_root)
-        for transform in loader.dataset.pipeline:
-            if transform.type == 'TokenizeText':
-                transform.tokenizer = str(synthref_root / 'tokenizer')
-    cfg.merge_from_dict({
-        'work_dir': str(tmp_path), 'train_cfg.max_iters': 2, 'train_cfg.val_interval': 100,
-        'train_cfg.val_begin': 100, 'default_hooks.checkpoint.interval': 100,
-        'default_hooks.checkpoint.save_best': None, 'default_hooks.logger.interval': 1,
-        'randomness': dict(seed=0),
-        'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=False)]})
+    from tests.test_tools.test_train_resume import tiny_cfg
+    cfg = tiny_cfg(synthref_root, tmp_path, config=CONFIGS / 'evf-effi-tiny_synthref.py',
+                   randomness=dict(seed=0), **{'train_cfg.max_iters': 2,
+                                               'default_hooks.checkpoint.interval': 100})
     runner = Runner.from_cfg(cfg)
     assert type(runner.model).__name__ == 'EVFEffiSAM'
     before = {k: v.clone() for k, v in runner.model.state_dict().items()}
