@@ -8,7 +8,7 @@ memory stays flat with clip length. Each frame's SAM-2 image embedding is comput
 """
 import os
 import os.path as osp
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Dict, Iterator, NamedTuple, Optional, Tuple
 
 import cv2
@@ -207,7 +207,7 @@ class EVFSAM2VideoTracker:
         image = inputs['img']
         _, feats, pos, sizes = sam2._prepare_backbone_features(sam2.forward_image(image))
         prompted = prompt is not None
-        with text_prompted(sam2, prompt) if prompted else _nothing():
+        with text_prompted(sam2, prompt) if prompted else nullcontext():
             out = sam2.track_step(
                 frame_idx=index, is_init_cond_frame=prompted, current_vision_feats=feats,
                 current_vision_pos_embeds=pos, feat_sizes=sizes, point_inputs=None,
@@ -243,11 +243,6 @@ class EVFSAM2VideoTracker:
             for t in stale:
                 del memory['non_cond_frame_outputs'][t]
         return low_res, float(out['object_score_logits'].flatten()[0])
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def _has_sam2_extension() -> bool:
