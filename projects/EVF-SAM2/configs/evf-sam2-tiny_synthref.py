@@ -2,10 +2,10 @@
 # SAM-2 Hiera-T at 256² (16 x 16 embedding; SAM-2's prompts stay 256-d). SAM-2 is frozen with
 # the weights it is given (sam2.checkpoint, e.g. sam2_hiera_tiny.pt; random without one, the
 # tests' case); BEiT-3 and the projector train, as the maintainers train EVF-SAM2.
-#   PYTHONPATH=projects/EVF-SAM2 python tools/train.py \
+#   PYTHONPATH=. python tools/train.py \
 #       projects/EVF-SAM2/configs/evf-sam2-tiny_synthref.py
 _base_ = ['../../../configs/evf_sam/evf-tiny_synthref.py']
-custom_imports = dict(imports=['evf_sam2'], allow_failed_imports=False)
+custom_imports = dict(imports=['projects.EVF-SAM2.evf_sam2'], allow_failed_imports=False)
 
 model = dict(
     _delete_=True,

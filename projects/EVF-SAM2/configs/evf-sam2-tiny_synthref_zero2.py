@@ -1,7 +1,6 @@
 # The tiny EVF-SAM2 under DeepSpeed ZeRO-2 (FlexibleRunner, bf16), as
 # configs/evf_sam/evf-tiny_synthref_zero2.py for the tiny EVF-SAM; on CPUs over gloo:
-#   PYTHONPATH=projects/EVF-SAM2 tools/dist_train.sh \
-#       projects/EVF-SAM2/configs/evf-sam2-tiny_synthref_zero2.py 2 [--resume]
+#   tools/dist_train.sh projects/EVF-SAM2/configs/evf-sam2-tiny_synthref_zero2.py 2 [--resume]
 _base_ = ['./evf-sam2-tiny_synthref.py',
           '../../../configs/_base_/strategies/deepspeed_zero2.py']
 

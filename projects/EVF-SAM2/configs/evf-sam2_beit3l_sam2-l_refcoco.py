@@ -1,8 +1,7 @@
 # EVF-SAM2 as released: BEiT-3-L + SAM-2 Hiera-L (898M parameters), with EVF-SAM's
 # RefCOCO-family recipe (configs/evf_sam/evf-beit3l_sam-h_refcoco.py) on SAM-2's input: SAM-2
 # frozen, BEiT-3 + projector trained (the maintainers' recipe, EVF-SAM issue #47).
-#   PYTHONPATH=projects/EVF-SAM2 tools/dist_train.sh \
-#       projects/EVF-SAM2/configs/evf-sam2_beit3l_sam2-l_refcoco.py 4
+#   tools/dist_train.sh projects/EVF-SAM2/configs/evf-sam2_beit3l_sam2-l_refcoco.py 4
 # Pretrained weights for training (download them into checkpoints/):
 #   SAM-2 Hiera-L: https://dl.fbaipublicfiles.com/segment_anything_2/072824/sam2_hiera_large.pt
 #   BEiT-3-L:      beit3_large_patch16_224.pth (as configs/_base_/models/evf-sam_beit3-l_sam-h.py)
@@ -10,8 +9,8 @@
 # projects/EVF-SAM2/tools/convert_evf_sam2.py and give it as --checkpoint / load_from; the
 # pretrained files above are then not needed (the inferencer does not initialise weights).
 _base_ = ['../../../configs/evf_sam/evf-beit3l_sam-h_refcoco.py']
-# the project package (projects/EVF-SAM2/evf_sam2) must be importable: see the README
-custom_imports = dict(imports=['evf_sam2'], allow_failed_imports=False)
+# the project package, with the repository root importable (PYTHONPATH=.; see the README)
+custom_imports = dict(imports=['projects.EVF-SAM2.evf_sam2'], allow_failed_imports=False)
 sam2_checkpoint = 'checkpoints/sam2_hiera_large.pt'
 
 model = dict(

@@ -19,13 +19,13 @@ def require_sam2() -> None:
 
 
 def project_env() -> dict:
-    """``PYTHONPATH`` for subprocesses: the repository and the project package."""
-    return dict(PYTHONPATH=f'{ROOT}:{PROJECT}')
+    """``PYTHONPATH`` for subprocesses: the repository root, as ``tools/dist_*.sh`` set it (the
+    configs import ``projects.EVF-SAM2.evf_sam2``; the project's tools find it themselves)."""
+    return dict(PYTHONPATH=str(ROOT))
 
 
 def run_command(cmd: list, cwd: Path = ROOT) -> str:
-    """Run ``cmd`` with the repository and the project importable; its output, asserting
-    that it succeeded."""
+    """Run ``cmd`` with the repository importable; its output, asserting that it succeeded."""
     env = dict(os.environ, **project_env())
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

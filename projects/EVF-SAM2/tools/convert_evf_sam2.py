@@ -18,7 +18,7 @@ from typing import Dict, List, Optional
 
 
 PROJECT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if PROJECT not in sys.path:  # the project package, evf_sam2 (a dash cannot be imported)
+if PROJECT not in sys.path:  # the project package by its short name, evf_sam2
     sys.path.insert(0, PROJECT)
 
 from evf_sam2 import convert_evf_sam2_state_dict  # noqa: E402
