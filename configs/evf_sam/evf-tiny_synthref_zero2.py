@@ -1,13 +1,8 @@
 # The embedded default under DeepSpeed ZeRO-2 (FlexibleRunner), as the paper's ..._zero2.py:
 # bf16, gradient accumulation and clipping in the strategy. Runs on CPUs over gloo:
 #   tools/dist_train.sh configs/evf_sam/evf-tiny_synthref_zero2.py 2 [--resume]
-_base_ = ['./evf-tiny_synthref.py', '../_base_/strategies/deepspeed_zero2.py']
+_base_ = ['./evf-tiny_synthref.py', '../_base_/strategies/deepspeed_zero2_tiny_cpu.py']
 
-# no accumulation; small buckets and no communication overlap for a tiny model on CPUs
-strategy = dict(
-    gradient_accumulation_steps=1,
-    zero_optimization=dict(overlap_comm=False, allgather_bucket_size=5e7,
-                           reduce_bucket_size=5e7))
 # the non-DeepSpeed config's optimizer (AdamW 1e-3), stepped by DeepSpeed
 optim_wrapper = dict(
     _delete_=True,

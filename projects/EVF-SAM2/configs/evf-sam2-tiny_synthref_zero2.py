@@ -2,13 +2,8 @@
 # configs/evf_sam/evf-tiny_synthref_zero2.py for the tiny EVF-SAM; on CPUs over gloo:
 #   tools/dist_train.sh projects/EVF-SAM2/configs/evf-sam2-tiny_synthref_zero2.py 2 [--resume]
 _base_ = ['./evf-sam2-tiny_synthref.py',
-          '../../../configs/_base_/strategies/deepspeed_zero2.py']
+          '../../../configs/_base_/strategies/deepspeed_zero2_tiny_cpu.py']
 
-# no accumulation; small buckets and no communication overlap for a tiny model on CPUs
-strategy = dict(
-    gradient_accumulation_steps=1,
-    zero_optimization=dict(overlap_comm=False, allgather_bucket_size=5e7,
-                           reduce_bucket_size=5e7))
 optim_wrapper = dict(
     _delete_=True,
     type='DeepSpeedOptimWrapper',
