@@ -1,10 +1,12 @@
 """EVF-SAM: SAM prompted by an early-fused vision-language encoder."""
-from typing import Dict, List, Optional, Sequence
+from functools import partial
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import torch
 from torch import Tensor
 
 from mmevf.registry import MODELS
-from .text_prompt_segmentor import LowResOutput, TextPromptSegmentor
+from .text_prompt_segmentor import DecodeGroup, LowResOutput, TextPromptSegmentor
 
 
 @MODELS.register_module()
@@ -23,7 +25,7 @@ class EVFSAM(TextPromptSegmentor):
 
     Expressions may also carry points and a box, or only those (no text token is appended
     then); see :class:`TextPromptSegmentor` for the data-sample fields and
-    :meth:`decode_geometric`. The image is still encoded once, whatever the mix of prompts.
+    :meth:`group_decoders`. The image is still encoded once, whatever the mix of prompts.
 
     Args:
         image_encoder: SAM image encoder config (``SAMImageEncoder``).
@@ -76,16 +78,9 @@ class EVFSAM(TextPromptSegmentor):
         return [self.prompt_head(image_embeddings[i:i + 1], text_embeds=prompts_i)
                 for i, prompts_i in enumerate(prompts)]
 
-    def decode_geometric(self, inputs: Dict[str, Tensor],
-                         data_samples: list) -> List[LowResOutput]:
-        """:meth:`decode` for expressions with points / a box, with or without text."""
-        image_embeddings = self.image_embeddings(inputs)  # once per image, whatever the prompts
-        texts: List[Optional[Tensor]] = [None] * len(data_samples)
-        if 'text_ids' in inputs:  # only the expressions with text are encoded
-            texts = self.group_by_image(self.encode_prompts(inputs), inputs)
-        return [
-            self.decode_expressions(
-                image_embeddings[i:i + 1], text,
-                self.expression_prompts(sample, 0 if text is None else len(text)))
-            for i, (text, sample) in enumerate(zip(texts, data_samples))
-        ]
+    def group_decoders(self, inputs: Dict[str, Tensor]) -> Tuple[List[DecodeGroup], torch.device]:
+        """SAM's prompt head on each image's embedding (encoded once per image, whatever the
+        prompts): ``(text, points, boxes) -> (logits, IoUs)``."""
+        image_embeddings = self.image_embeddings(inputs)
+        return ([partial(self.prompt_head, image_embeddings[i:i + 1])
+                 for i in range(image_embeddings.shape[0])], image_embeddings.device)

@@ -1,6 +1,6 @@
 """Base of the text-prompted SAM segmentors: expressions grouped by their image, each optionally
 prompted by points and a box as well (or by points / a box alone)."""
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -9,6 +9,9 @@ from .base import BaseSAMSegmentor, LowResOutput
 
 # Data-sample fields holding the geometric prompts, one entry (or None) per expression.
 GEOMETRIC_FIELDS = ('prompt_points', 'prompt_point_labels', 'prompt_boxes')
+# (text, (points, labels), boxes) of expressions of one layout -> their low-resolution output
+DecodeGroup = Callable[[Optional[Tensor], Optional[Tuple[Tensor, Tensor]], Optional[Tensor]],
+                       LowResOutput]
 
 
 class ExpressionPrompt(NamedTuple):
@@ -57,23 +60,42 @@ class TextPromptSegmentor(BaseSAMSegmentor):
       then ``inputs`` has no ``text_ids``).
 
     Such samples are decoded by :meth:`decode_geometric` (``EVFSAM``: the SAM decoder gets the
-    point / box tokens, then the text token, as SAM's prompt encoder orders them); a batch
+    point / box tokens, then the text token, as SAM's prompt encoder orders them; the projects'
+    ``EVFSAM2`` the same with SAM-2's); a batch
     without these fields takes :meth:`decode` unchanged. Coordinates are mapped to the image
     encoder's input exactly as ``SamPredictor`` maps them (:func:`to_input_frame`).
     """
-    # a subclass that decodes points / boxes sets this and implements decode_geometric
+    # a subclass that decodes points / boxes sets this and implements group_decoders
     supports_geometric_prompts: bool = False
 
     def decode(self, inputs: Dict[str, Tensor]) -> List[LowResOutput]:
         """Low-resolution mask logits and IoU predictions, one entry per image."""
         raise NotImplementedError
 
+    def group_decoders(self, inputs: Dict[str, Tensor]) -> Tuple[List[DecodeGroup], torch.device]:
+        """Per image of the batch, how expressions of one layout decode against it (its
+        features computed once), and the features' device."""
+        raise NotImplementedError
+
     def decode_geometric(self, inputs: Dict[str, Tensor],
                          data_samples: list) -> List[LowResOutput]:
-        """:meth:`decode` for samples carrying points / boxes (see the class docstring)."""
-        raise ValueError(f'{type(self).__name__} takes text prompts only: points, boxes and '
-                         f'expressions without text need a model that prompts SAM\'s mask '
-                         f'decoder with them (EVFSAM)')
+        """:meth:`decode` for samples carrying points / boxes (see the class docstring): the
+        image features once per image (:meth:`group_decoders`), the expressions with text
+        through ``encode_prompts``, then :meth:`decode_expressions` per image."""
+        if not self.supports_geometric_prompts:
+            raise ValueError(f'{type(self).__name__} takes text prompts only: points, boxes '
+                             f'and expressions without text need a model that prompts SAM\'s '
+                             f'mask decoder with them (EVFSAM, EVFSAM2)')
+        decoders, device = self.group_decoders(inputs)
+        texts: List[Optional[Tensor]] = [None] * len(data_samples)
+        if 'text_ids' in inputs:  # only the expressions with text are encoded
+            texts = self.group_by_image(self.encode_prompts(inputs), inputs)
+        return [
+            self.decode_expressions(
+                decode_group, text,
+                self.expression_prompts(sample, 0 if text is None else len(text)), device)
+            for decode_group, text, sample in zip(decoders, texts, data_samples)
+        ]
 
     def decode_batch(self, inputs: Dict[str, Tensor],
                      data_samples: Optional[list] = None) -> List[LowResOutput]:
@@ -155,15 +177,20 @@ class TextPromptSegmentor(BaseSAMSegmentor):
             text_index += has_text[j]
         return prompts
 
-    def decode_expressions(self, image_embedding: Tensor, text_embeds: Optional[Tensor],
-                           prompts: List[ExpressionPrompt]) -> LowResOutput:
+    def decode_expressions(self, decode_group: DecodeGroup, text_embeds: Optional[Tensor],
+                           prompts: List[ExpressionPrompt],
+                           device: torch.device) -> LowResOutput:
         """Decode the N_i expressions of one image.
 
         Args:
-            image_embedding: (1, C, h, w) embedding of the image.
+            decode_group: decodes expressions of one layout against the image:
+                ``(text (G, T, C) | None, points ((G, P, 2), (G, P)) | None, boxes (G, 4) |
+                None) -> ((G, 1, 4h, 4w) logits, (G, 1) IoUs)`` (``EVFSAM``: its
+                ``prompt_head`` on the image embedding).
             text_embeds: (T_i, T, C) prompt tokens of its expressions with text (T_i rows,
                 indexed by ``ExpressionPrompt.text_index``), or ``None`` if T_i = 0.
             prompts: the expressions (:meth:`expression_prompts`).
+            device: where the image's features are.
 
         Returns:
             (N_i, 1, 4h, 4w) low-resolution mask logits and (N_i, 1) predicted IoUs, in the
@@ -173,7 +200,6 @@ class TextPromptSegmentor(BaseSAMSegmentor):
         call; other layouts apart: padding them to a common point count would add SAM's
         padding tokens to the decoder's prompts and change their masks.
         """
-        device = image_embedding.device
         groups: Dict[Tuple[bool, int, bool], List[int]] = {}
         for j, prompt in enumerate(prompts):
             groups.setdefault(prompt.layout, []).append(j)
@@ -184,8 +210,7 @@ class TextPromptSegmentor(BaseSAMSegmentor):
             points = (torch.stack([p.points for p in chosen]).to(device),
                       torch.stack([p.labels for p in chosen]).to(device)) if num_points else None
             boxes = torch.stack([p.box for p in chosen]).to(device) if has_box else None
-            mask, iou = self.prompt_head(image_embedding, text_embeds=text, points=points,
-                                         boxes=boxes)
+            mask, iou = decode_group(text, points, boxes)
             order += members
             masks.append(mask)
             ious.append(iou)

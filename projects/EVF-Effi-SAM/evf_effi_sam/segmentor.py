@@ -1,6 +1,5 @@
 """EVF-Effi-SAM: EVF-SAM with EfficientSAM in place of SAM."""
 from mmevf.models.segmentors.evf_sam import EVFSAM
-from mmevf.models.segmentors.text_prompt_segmentor import TextPromptSegmentor
 from mmevf.registry import MODELS
 
 
@@ -20,4 +19,3 @@ class EVFEffiSAM(EVFSAM):
     never mixes them with text).
     """
     supports_geometric_prompts = False
-    decode_geometric = TextPromptSegmentor.decode_geometric

@@ -1,4 +1,5 @@
 """EVF-SAM2: the EVF-SAM recipe (BEiT-3 + projector prompting SAM's decoder) on SAM-2."""
+from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -6,7 +7,8 @@ import torch.nn.functional as F
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from mmevf.models.segmentors.text_prompt_segmentor import LowResOutput, TextPromptSegmentor
+from mmevf.models.segmentors.text_prompt_segmentor import (DecodeGroup, LowResOutput,
+                                                            TextPromptSegmentor)
 from mmevf.registry import MODELS
 
 # SAM-2's pixel statistics (ImageNet) on the 0-255 scale
@@ -75,6 +77,11 @@ class EVFSAM2(TextPromptSegmentor):
        the highest predicted IoU among the three is kept. The object-score head is ignored.
     4. Masks are resized bilinearly straight to the original size (no crop: nothing padded).
 
+    Expressions may also carry points and a box, or only those (see
+    :class:`~mmevf.models.segmentors.text_prompt_segmentor.TextPromptSegmentor` for the
+    data-sample fields): SAM-2's prompt encoder embeds them as ``SAM2ImagePredictor`` does and
+    the text token follows (:meth:`decode_image`); the image is still encoded once.
+
     Args:
         sam2: ``build_sam2_model`` keyword arguments (``config``, ``image_size``,
             ``overrides``) and ``checkpoint``: an official SAM-2 file
@@ -91,6 +98,7 @@ class EVFSAM2(TextPromptSegmentor):
             BEiT-3 and the projector, SAM-2 stays frozen (and in eval mode).
     """
     image_embedding_cacheable = False  # no embedding cache for SAM-2 (yet)
+    supports_geometric_prompts = True
 
     def __init__(self,
                  sam2: dict,
@@ -164,16 +172,37 @@ class EVFSAM2(TextPromptSegmentor):
         return self.projector(tokens, self.mm_encoder.num_vision_tokens)
 
     def decode_image(self, image_embed: Tensor, high_res: List[Tensor],
-                     text_embeds: Tensor) -> LowResOutput:
-        """One image's (1, C, h, w) features and its (N_i, T, C) prompts -> (N_i, 1, 4h, 4w)
-        low-resolution logits and (N_i, 1) predicted IoUs."""
-        n = text_embeds.shape[0]
+                     text_embeds: Optional[Tensor] = None,
+                     points: Optional[Tuple[Tensor, Tensor]] = None,
+                     boxes: Optional[Tensor] = None) -> LowResOutput:
+        """One image's (1, C, h, w) features and the prompts of its N_i expressions -> (N_i, 1,
+        4h, 4w) low-resolution logits and (N_i, 1) predicted IoUs.
+
+        Args:
+            image_embed / high_res: the image's :meth:`sam2_features`.
+            text_embeds: (N_i, T, C) text prompts, or ``None``.
+            points: (N_i, P, 2) xy in input pixels and (N_i, P) labels (1 foreground,
+                0 background), or ``None``.
+            boxes: (N_i, 4) xyxy in input pixels, or ``None``.
+
+        SAM-2's prompt encoder embeds points and boxes as ``SAM2ImagePredictor`` gives them
+        (box corners, labels 2 / 3, before the points, one padding point after them); the
+        text is appended to those tokens. Text alone: no point, no padding (official EVF-SAM2).
+        """
         encoder = self.sam2.sam_prompt_encoder
+        if boxes is not None:
+            corners = (boxes.reshape(-1, 2, 2),
+                       torch.tensor([[2, 3]], device=boxes.device).expand(len(boxes), 2))
+            points = corners if points is None else tuple(
+                torch.cat([c, p.to(c.dtype)], dim=1) for c, p in zip(corners, points))
         # the decoder's own dtype for all its inputs: under DeepSpeed bf16 the frozen SAM-2
         # parts and buffers may keep another one (as SAMPromptHead does for SAM)
         dtype = self.sam2.sam_mask_decoder.iou_token.weight.dtype
-        sparse, dense = encoder(points=None, boxes=None, masks=None)  # (1, 0, C), (1, C, h, w)
-        sparse = torch.cat([sparse.expand(n, -1, -1).to(dtype), text_embeds.to(dtype)], dim=1)
+        sparse, dense = encoder(points=points, boxes=None, masks=None)  # (1 | N_i, P', C)
+        n = len(text_embeds) if text_embeds is not None else len(sparse)
+        sparse = sparse.expand(n, -1, -1).to(dtype)
+        if text_embeds is not None:
+            sparse = torch.cat([sparse, text_embeds.to(dtype)], dim=1)
         masks, iou, _, _ = self.sam2.sam_mask_decoder(
             image_embeddings=image_embed.to(dtype),
             image_pe=encoder.get_dense_pe().to(dtype),
@@ -194,6 +223,13 @@ class EVFSAM2(TextPromptSegmentor):
         prompts = self.group_by_image(self.encode_prompts(inputs), inputs)
         return [self.decode_image(image_embed[i:i + 1], [h[i:i + 1] for h in high_res], p)
                 for i, p in enumerate(prompts)]
+
+    def group_decoders(self, inputs: Dict[str, Tensor]) -> Tuple[List[DecodeGroup], torch.device]:
+        """:meth:`decode_image` on each image's SAM-2 features (computed once per image,
+        whatever the prompts): ``(text, points, boxes) -> (logits, IoUs)``."""
+        image_embed, high_res = self.sam2_features(inputs['img'])
+        return ([partial(self.decode_image, image_embed[i:i + 1], [h[i:i + 1] for h in high_res])
+                 for i in range(image_embed.shape[0])], image_embed.device)
 
     # ------------------------------------------------------------------ outputs
     def mask_logits(self, inputs: Dict[str, Tensor],
