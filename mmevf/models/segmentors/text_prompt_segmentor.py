@@ -61,9 +61,9 @@ class TextPromptSegmentor(BaseSAMSegmentor):
 
     Such samples are decoded by :meth:`decode_geometric` (``EVFSAM``: the SAM decoder gets the
     point / box tokens, then the text token, as SAM's prompt encoder orders them; the projects'
-    ``EVFSAM2`` the same with SAM-2's); a batch
-    without these fields takes :meth:`decode` unchanged. Coordinates are mapped to the image
-    encoder's input exactly as ``SamPredictor`` maps them (:func:`to_input_frame`).
+    ``EVFSAM2`` the same with SAM-2's); a batch without these fields takes :meth:`decode`
+    unchanged. Coordinates are mapped to the image encoder's input exactly as ``SamPredictor``
+    maps them (:func:`to_input_frame`).
     """
     # a subclass that decodes points / boxes sets this and implements group_decoders
     supports_geometric_prompts: bool = False
@@ -74,7 +74,8 @@ class TextPromptSegmentor(BaseSAMSegmentor):
 
     def group_decoders(self, inputs: Dict[str, Tensor]) -> Tuple[List[DecodeGroup], torch.device]:
         """Per image of the batch, how expressions of one layout decode against it (its
-        features computed once), and the features' device."""
+        features computed once): a :data:`DecodeGroup` each, and the features' device. A
+        subclass with ``supports_geometric_prompts`` implements it."""
         raise NotImplementedError
 
     def decode_geometric(self, inputs: Dict[str, Tensor],
