@@ -24,8 +24,9 @@ def inferencer(synthref_root, tmp_path_factory):
     cfg = Config.fromfile(str(TINY_CONFIG))
     cfg.test_pipeline = [dict(t, backend='sam2') if t['type'] == 'SAM2Resize' else t
                          for t in cfg.test_pipeline]
+    tokenizer = str(synthref_root / 'tokenizer')
     torch.manual_seed(0)
-    model = TextSegInferencer(cfg, device='cpu', show_progress=False).model
+    model = TextSegInferencer(cfg, device='cpu', show_progress=False, tokenizer=tokenizer).model
     with torch.no_grad():
         for param in model.parameters():
             param.add_(torch.randn_like(param) * 0.05)
@@ -35,7 +36,7 @@ def inferencer(synthref_root, tmp_path_factory):
     weights = tmp_path_factory.mktemp('evf_sam2_points') / 'tiny.pth'
     torch.save(dict(state_dict=model.state_dict()), weights)
     return TextSegInferencer(cfg, weights=str(weights), device='cpu', show_progress=False,
-                             tokenizer=str(synthref_root / 'tokenizer'))
+                             tokenizer=tokenizer)
 
 
 def predictor_for(model, image):
