@@ -51,9 +51,10 @@ def predictor_for(model, image):
 
 
 def test_points_and_boxes_equal_sam2_predictor(inferencer, image):
-    """No text: the masks, low-res logits and IoUs of SAM2ImagePredictor (best of its three
-    masks, as EVF-SAM2's image path) for a point, a box, points + box and several foreground /
-    background points on a non-square image, all four expressions of one image."""
+    """No text: the masks (wherever the logit is not within rounding of 0), low-res logits and
+    IoUs of SAM2ImagePredictor (best of its three masks, as EVF-SAM2's image path) for a point,
+    a box, points + box and several foreground / background points on a non-square image, all
+    four expressions of one image."""
     model = inferencer.model
     predictor = predictor_for(model, image)
     names = list(CASES)
@@ -69,14 +70,18 @@ def test_points_and_boxes_equal_sam2_predictor(inferencer, image):
     nontrivial, chosen = 0, set()
     for j, name in enumerate(names):
         with torch.no_grad():
-            masks, scores, sam_low_res = predictor.predict(**sam_inputs(CASES[name]),
-                                                           multimask_output=True)
+            logits, scores, sam_low_res = predictor.predict(
+                **sam_inputs(CASES[name]), multimask_output=True, return_logits=True)
         best = int(np.argmax(scores))
-        np.testing.assert_array_equal(pred['masks'][j], masks[best], err_msg=name)
+        mask = logits[best] > 0
+        # the same mask wherever the sign is not within float rounding (~5e-6) of zero
+        sure = np.abs(logits[best]) > 1e-4
+        np.testing.assert_array_equal(pred['masks'][j][sure], mask[sure], err_msg=name)
+        assert (~sure).mean() < 1e-3, name
         torch.testing.assert_close(low_res[j, 0], torch.from_numpy(sam_low_res[best]),
                                    rtol=0, atol=1e-4, msg=name)
         assert abs(pred['scores'][j] - float(scores[best])) < 1e-5, name
-        nontrivial += 0.01 < masks[best].mean() < 0.99
+        nontrivial += 0.01 < mask.mean() < 0.99
         chosen.add(best)
     assert nontrivial >= 2  # not only empty (or full) masks compared
     assert chosen != {0}  # the best-of-3 choice is exercised
@@ -85,15 +90,16 @@ def test_points_and_boxes_equal_sam2_predictor(inferencer, image):
 def test_text_with_points_and_box(inferencer, image):
     """Text + points + box: SAM2ImagePredictor's point / box tokens (box corners first, a
     padding point last), then the text token; text-only expressions of the same image decode
-    exactly as without geometric prompts around."""
+    as without geometric prompts around."""
     model = inferencer.model
     case = CASES['points+box']
     texts = ['the red circle', 'the red circle', 'leftmost square']
     (low_res, iou), = tensor_mode(inferencer, image, texts, [None, case['points'], None],
                                   [None, case['box'], None])
     (text_only, text_only_iou), = tensor_mode(inferencer, image, texts[::2])
-    torch.testing.assert_close(low_res[[0, 2]], text_only, rtol=0, atol=0)
-    torch.testing.assert_close(iou[[0, 2]], text_only_iou, rtol=0, atol=0)
+    # (BEiT-3 reads 3 texts there, 2 here: batch composition may round differently)
+    torch.testing.assert_close(low_res[[0, 2]], text_only, rtol=0, atol=1e-5)
+    torch.testing.assert_close(iou[[0, 2]], text_only_iou, rtol=0, atol=1e-5)
     assert (low_res[1] - low_res[0]).abs().max() > 1e-3
 
     # reference: the predictor with the text token appended to its prompt encoder's output
