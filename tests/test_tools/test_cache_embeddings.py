@@ -109,7 +109,8 @@ def test_tool_records_dtype_resumes_and_refuses_what_it_cannot_cache(synthref_ro
     assert len(files) == 32  # the 32 training images, each once
     for path in files[:3]:
         bf16, meta = cache.read_entry(str(path))
-        fp32, _ = cache.read_entry(str(path).replace('bf16', 'fp32'))
+        # the same entry in the fp32 cache (not str.replace: an entry's hash may contain 'bf16')
+        fp32, _ = cache.read_entry(str(tmp_path / 'fp32' / path.relative_to(tmp_path / 'bf16')))
         assert bf16.dtype == torch.bfloat16 and meta['dtype'] == 'bfloat16'
         assert fp32.dtype == torch.float32
         torch.testing.assert_close(bf16, fp32.bfloat16(), rtol=0, atol=0)
