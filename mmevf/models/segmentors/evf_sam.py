@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from mmevf.registry import MODELS
-from .text_prompt_segmentor import DecodeGroup, LowResOutput, TextPromptSegmentor
+from .text_prompt_segmentor import DecodeGroup, TextPromptSegmentor
 
 
 @MODELS.register_module()
@@ -70,13 +70,6 @@ class EVFSAM(TextPromptSegmentor):
         tokens = self.mm_encoder(images, inputs['text_ids'], inputs['text_padding_mask'])
         num_vision = self.mm_encoder.num_vision_tokens if images is not None else 0
         return self.projector(tokens, num_vision)
-
-    def decode(self, inputs: Dict[str, Tensor]) -> List[LowResOutput]:
-        """Low-resolution mask logits and IoU predictions, one entry per image."""
-        image_embeddings = self.image_embeddings(inputs)  # once per image
-        prompts = self.group_by_image(self.encode_prompts(inputs), inputs)
-        return [self.prompt_head(image_embeddings[i:i + 1], text_embeds=prompts_i)
-                for i, prompts_i in enumerate(prompts)]
 
     def group_decoders(self, inputs: Dict[str, Tensor]) -> Tuple[List[DecodeGroup], torch.device]:
         """SAM's prompt head on each image's embedding (encoded once per image, whatever the

@@ -9,7 +9,8 @@ from .base import BaseSAMSegmentor, LowResOutput
 
 # Data-sample fields holding the geometric prompts, one entry (or None) per expression.
 GEOMETRIC_FIELDS = ('prompt_points', 'prompt_point_labels', 'prompt_boxes')
-# (text, (points, labels), boxes) of expressions of one layout -> their low-resolution output
+# (text, (points, labels), boxes) of expressions of one layout -> their low-resolution output;
+# points and boxes default to None (a model without geometric prompts takes the text alone)
 DecodeGroup = Callable[[Optional[Tensor], Optional[Tuple[Tensor, Tensor]], Optional[Tensor]],
                        LowResOutput]
 
@@ -44,8 +45,12 @@ class TextPromptSegmentor(BaseSAMSegmentor):
     """Base of the text-prompted SAM segmentors (``EVFSAM``, ``DITSam``).
 
     The data preprocessor batches the N expressions of B images together and maps each to its
-    image (``expr_image_index``, (N,)); a subclass implements :meth:`decode` and regroups its
-    per-expression results by image with :meth:`group_by_image`.
+    image (``expr_image_index``, (N,)). A subclass whose text is a prompt next to the image
+    (``EVFSAM``, ``EVFSAM2``) gives ``encode_prompts`` (expressions -> (N, T, C) prompts) and
+    :meth:`group_decoders` (each image's features once, and how prompts decode against them);
+    :meth:`decode` and :meth:`decode_geometric` are built on them. Others (``DITSam``)
+    implement :meth:`decode` and regroup their per-expression results with
+    :meth:`group_by_image`.
 
     **Points and boxes** (predict / tensor / loss modes). A data sample may carry, for each of
     its N_i expressions, geometric prompts in *original-image* pixels (``TextSegInferencer``
@@ -65,17 +70,19 @@ class TextPromptSegmentor(BaseSAMSegmentor):
     unchanged. Coordinates are mapped to the image encoder's input exactly as ``SamPredictor``
     maps them (:func:`to_input_frame`).
     """
-    # a subclass that decodes points / boxes sets this and implements group_decoders
+    # a subclass whose DecodeGroups take points / boxes sets this
     supports_geometric_prompts: bool = False
 
     def decode(self, inputs: Dict[str, Tensor]) -> List[LowResOutput]:
-        """Low-resolution mask logits and IoU predictions, one entry per image."""
-        raise NotImplementedError
+        """Low-resolution mask logits and IoU predictions, one entry per image: each image's
+        text prompts decoded against its features (computed once per image)."""
+        decoders, _ = self.group_decoders(inputs)
+        prompts = self.group_by_image(self.encode_prompts(inputs), inputs)
+        return [decode_group(prompts_i) for decode_group, prompts_i in zip(decoders, prompts)]
 
     def group_decoders(self, inputs: Dict[str, Tensor]) -> Tuple[List[DecodeGroup], torch.device]:
         """Per image of the batch, how expressions of one layout decode against it (its
-        features computed once): a :data:`DecodeGroup` each, and the features' device. A
-        subclass with ``supports_geometric_prompts`` implements it."""
+        features computed once): a :data:`DecodeGroup` each, and the features' device."""
         raise NotImplementedError
 
     def decode_geometric(self, inputs: Dict[str, Tensor],

@@ -217,13 +217,6 @@ class EVFSAM2(TextPromptSegmentor):
             return masks[rows, best][:, None], iou[rows, best][:, None]
         return masks, iou
 
-    def decode(self, inputs: Dict[str, Tensor]) -> List[LowResOutput]:
-        """Low-resolution mask logits and IoU predictions, one entry per image."""
-        image_embed, high_res = self.sam2_features(inputs['img'])  # once per image
-        prompts = self.group_by_image(self.encode_prompts(inputs), inputs)
-        return [self.decode_image(image_embed[i:i + 1], [h[i:i + 1] for h in high_res], p)
-                for i, p in enumerate(prompts)]
-
     def group_decoders(self, inputs: Dict[str, Tensor]) -> Tuple[List[DecodeGroup], torch.device]:
         """:meth:`decode_image` on each image's SAM-2 features (computed once per image,
         whatever the prompts): ``(text, points, boxes) -> (logits, IoUs)``."""
