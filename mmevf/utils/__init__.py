@@ -1,4 +1,5 @@
 """mmevf's bottom layer: helpers with no mmevf dependency, imported by models and datasets."""
+from .dtypes import DTYPES, resolve_dtype
 from .tokenizer import build_tokenizer
 
-__all__ = ['build_tokenizer']
+__all__ = ['DTYPES', 'build_tokenizer', 'resolve_dtype']
