@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 ENV_STAMP := $(VENV)/.mmevf-env
 ENV_INPUTS := tools/install/setup_env.sh tools/install/install_mmcv.sh \
 	tools/install/install_browser.sh setup.py requirements/runtime.txt requirements/optional.txt \
-	requirements/demo.txt requirements/projects.txt requirements/tests.txt
+	requirements/demo.txt requirements/projects.txt requirements/tests.txt \
+	mmevf/compat/import_hook.py
 
 .PHONY: env test demo clean-env
 
@@ -15,8 +16,13 @@ $(ENV_STAMP): $(ENV_INPUTS)
 	VENV=$(VENV) bash tools/install/setup_env.sh
 	touch $@
 
+# Two worker processes with one thread each keep a 2-core machine busy without
+# oversubscribing it; a module's tests stay on one worker (its fixtures are built once).
+TEST_WORKERS ?= 2
+TEST_THREADS ?= 1
+
 test: $(ENV_STAMP)
-	$(PY) -m pytest tests projects
+	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests projects
 
 demo: $(ENV_STAMP)
 	PYTHON=$(PY) bash tools/run_demo.sh

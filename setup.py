@@ -1,3 +1,4 @@
+import os
 import os.path as osp
 import shutil
 
@@ -8,6 +9,13 @@ ROOT = osp.dirname(osp.abspath(__file__))
 # Shipped inside the package as mmevf/.mim/<name>, the layout of mmdet's wheels; an installed
 # mmevf finds its config names there (mmevf.apis.config_root).
 MIM_FILES = ('configs', )
+# The start-up hook that lets mmdet / mmpretrain import mmpretrain's models without `import
+# mmevf` first (mmevf/compat/import_hook.py): a copy of the module and a .pth running it, put at
+# the root of site-packages by regular and editable installs alike.
+IMPORT_HOOK_SOURCE = osp.join('mmevf', 'compat', 'import_hook.py')
+IMPORT_HOOK_MODULE = '_mmevf_import_hook.py'
+IMPORT_HOOK_PTH = ('mmevf-import-hook.pth',
+                   'import _mmevf_import_hook; _mmevf_import_hook.install()\n')
 
 
 def read_requirements(path: str) -> list:
@@ -24,10 +32,14 @@ class BuildPyWithMim(build_py):
     in a non-editable install, where the repository's configs/ is not next to the package.
     Copying into the build folder (not the source tree) leaves the checkout clean; an
     editable install skips it, as it reads the checkout's configs/ directly.
+
+    It also writes the start-up hook (``IMPORT_HOOK_MODULE`` and ``IMPORT_HOOK_PTH``) at the
+    root of site-packages, in editable installs too: see :meth:`import_hook_dir`.
     """
 
     def run(self) -> None:
         super().run()
+        self.write_import_hook()
         if getattr(self, 'editable_mode', False):
             return
         for name in MIM_FILES:
@@ -39,6 +51,32 @@ class BuildPyWithMim(build_py):
                 shutil.rmtree(target)
             shutil.copytree(source, target,
                             ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+
+    def import_hook_dir(self) -> str:
+        """Where the start-up hook's files go: the root of what is installed into site-packages.
+
+        A regular build installs ``build_lib`` as is. An editable build (PEP 660) installs a
+        wheel holding only its own .pth / finder and what the ``install`` command's
+        ``install_lib`` folder holds: ``editable_wheel`` points it at that wheel's root.
+        """
+        if getattr(self, 'editable_mode', False):
+            return self.get_finalized_command('install').install_lib
+        return self.build_lib
+
+    def write_import_hook(self) -> None:
+        folder = self.import_hook_dir()
+        os.makedirs(folder, exist_ok=True)
+        shutil.copyfile(osp.join(ROOT, IMPORT_HOOK_SOURCE), osp.join(folder, IMPORT_HOOK_MODULE))
+        name, line = IMPORT_HOOK_PTH
+        with open(osp.join(folder, name), 'w') as f:
+            f.write(line)
+
+    def get_outputs(self, *args, **kwargs) -> list:
+        outputs = list(super().get_outputs(*args, **kwargs))
+        if not getattr(self, 'editable_mode', False):
+            outputs += [osp.join(self.build_lib, name)
+                        for name in (IMPORT_HOOK_MODULE, IMPORT_HOOK_PTH[0])]
+        return outputs
 
 
 version = {}

@@ -130,3 +130,20 @@ def synthref_dataset_cfg(root: Path, split: str = 'val', pipeline=(), **kwargs) 
     return dict(type='ReferSegDataset', data_root=str(root), data_prefix=dict(img_path='images/'),
                 ann_file='synthref/instances.json', split_file='synthref/refs(unc).p',
                 split=split, pipeline=list(pipeline), **kwargs)
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """Random weights (seed 0) of ``configs/evf_sam/evf-tiny_synthref.py`` in MMEngine's
+    checkpoint layout: the one tiny EVF-SAM checkpoint the inference, demo and tool tests share."""
+    import torch
+    from mmengine.config import Config
+
+    from mmevf.engine.runner_setup import register_all_modules
+    from mmevf.registry import MODELS
+    register_all_modules()
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(ROOT / 'configs/evf_sam/evf-tiny_synthref.py')).model)
+    path = tmp_path_factory.mktemp('tiny_checkpoint') / 'tiny.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
+    return path

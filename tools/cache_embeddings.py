@@ -3,14 +3,14 @@ skip the encoder (``LoadCachedEmbedding`` in the pipeline, e.g.
 ``configs/evf_sam/evf-beit3b_sam-b_refcoco_cached.py``).
 
 ``python tools/cache_embeddings.py CONFIG [--split train|val|test] [--out DIR]
-[--checkpoint CKPT] [--dtype fp32|fp16|bf16]``
+[--weights CKPT] [--dtype fp32|bf16|fp16]``
 
 - ``--split`` names the dataloader whose dataset is cached: ``train`` -> ``train_dataloader``,
   ``val`` -> ``val_dataloader``, ``test`` -> ``test_dataloader``; wrapped datasets
   (``ConcatDataset``, ``MultiSplitDataset`` ...) are cached source by source. Several splits
   may share one ``--out``.
 - ``--out`` defaults to the ``cache_dir`` of the split pipeline's ``LoadCachedEmbedding``.
-- The encoder's weights: those of ``--checkpoint`` (its ``image_encoder.*`` keys, e.g. a
+- The encoder's weights: those of ``--weights`` (its ``image_encoder.*`` keys, e.g. a
   training checkpoint), else the config's own (``init_cfg``: SAM's released weights), else,
   for an encoder without pretrained weights, its random initialisation under the config's
   ``randomness`` seed, as the runner makes it.
@@ -41,6 +41,7 @@ from mmevf.checkpoint.io import read_state_dict
 from mmevf.datasets.transforms import CachePlan, LoadCachedEmbedding, cache_plan
 from mmevf.engine.runner_setup import register_all_modules
 from mmevf.registry import DATASETS, MODELS
+from mmevf.utils import DTYPES, resolve_dtype, torch_dtype_name
 from mmevf.utils import embedding_cache as cache
 
 SPLITS = {'train': 'train_dataloader', 'val': 'val_dataloader', 'test': 'test_dataloader'}
@@ -54,9 +55,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='the dataloader whose images are cached (default: train)')
     parser.add_argument('--out', help='cache folder (default: the cache_dir of the pipeline\'s '
                         'LoadCachedEmbedding)')
-    parser.add_argument('--checkpoint', help='weights of the image encoder: a checkpoint '
+    parser.add_argument('--weights', help='weights of the image encoder: a checkpoint '
                         'holding image_encoder.* keys (default: the config\'s)')
-    parser.add_argument('--dtype', choices=sorted(cache.DTYPES), default='fp32',
+    parser.add_argument('--dtype', choices=list(DTYPES), default='fp32',
                         help='storage dtype (fp32: training equals the uncached run)')
     parser.add_argument('--batch-size', type=int, default=4, help='images per encoder pass')
     parser.add_argument('--num-workers', type=int, default=2,
@@ -81,18 +82,18 @@ def leaf_datasets(dataset) -> Iterator:
         yield dataset
 
 
-def build_encoder_model(cfg: Config, checkpoint: Optional[str]) -> torch.nn.Module:
+def build_encoder_model(cfg: Config, weights: Optional[str]) -> torch.nn.Module:
     """The config's model with the image encoder's weights as training will have them."""
     randomness = cfg.get('randomness') or {}
     if randomness.get('seed') is not None:  # random weights made as the runner makes them
         set_random_seed(randomness['seed'], deterministic=randomness.get('deterministic', False))
     model = MODELS.build(cfg.model)
-    if checkpoint is not None:
+    if weights is not None:
         prefix = 'image_encoder.'
-        state = {k[len(prefix):]: v for k, v in read_state_dict(checkpoint).items()
+        state = {k[len(prefix):]: v for k, v in read_state_dict(weights).items()
                  if k.startswith(prefix)}
         if not state:
-            raise KeyError(f'{checkpoint} holds no {prefix}* weights')
+            raise KeyError(f'{weights} holds no {prefix}* weights')
         model.image_encoder.load_state_dict(state, strict=True)
     elif model.init_cfg:  # a whole-model checkpoint sets the encoder too
         model.init_weights()
@@ -154,9 +155,9 @@ def prepare_out(out: str, key: str, parts: dict, dtype: torch.dtype, shape: Tupl
                 f'{out} holds the cache of another image encoder (key {manifest["key"]}, '
                 f'differing in {", ".join(differ) or "the key"}) than this config\'s (key '
                 f'{key}): choose another --out, or --overwrite to replace it')
-        if manifest['dtype'] != cache.DTYPE_NAMES[dtype]:
+        if manifest['dtype'] != torch_dtype_name(dtype):
             raise ValueError(f'{out} holds a {manifest["dtype"]} cache, not '
-                             f'{cache.DTYPE_NAMES[dtype]}: choose another --out, or --overwrite')
+                             f'{torch_dtype_name(dtype)}: choose another --out, or --overwrite')
     AtomicLocalBackend().put_text(cache.manifest_text(key, parts, dtype, shape),
                                   cache.manifest_path(out))
 
@@ -167,20 +168,20 @@ def main(argv: Optional[List[str]] = None) -> None:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    model = build_encoder_model(cfg, args.checkpoint).to(args.device).eval()
+    model = build_encoder_model(cfg, args.weights).to(args.device).eval()
     parts = model.image_embedding_key_parts()
     key = cache.cache_key(parts)
     jobs, num_items, pipeline_dir = dataset_jobs(cfg, args.split)
     out = args.out or pipeline_dir
     if out is None:
         raise ValueError('give --out: the pipeline has no LoadCachedEmbedding to take it from')
-    dtype = cache.DTYPES[args.dtype]
+    dtype = resolve_dtype(args.dtype)
     grid = model.prompt_head.image_embedding_size
     prepare_out(out, key, parts, dtype, (model.prompt_head.embed_dim, grid, grid),
                 args.overwrite)
     variants = sorted({variant for _, _, variant in jobs})
     print(f'{args.config} --split {args.split}: {num_items} items, {len(jobs)} images x '
-          f'variants ({", ".join(variants)}) -> {out} ({cache.DTYPE_NAMES[dtype]}, key '
+          f'variants ({", ".join(variants)}) -> {out} ({torch_dtype_name(dtype)}, key '
           f'{key[:16]}...)', flush=True)
 
     backend = AtomicLocalBackend()
@@ -195,7 +196,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             item['path'] = cache.entry_path(out, item['img_path'], item['variant'])
             meta = cache.read_entry_metadata(item['path'])
             if meta is not None and (meta.get('key'), meta.get('dtype'), meta.get('pixels')) == (
-                    key, cache.DTYPE_NAMES[dtype], item['pixels']):
+                    key, torch_dtype_name(dtype), item['pixels']):
                 skipped += 1
             else:
                 todo.append(item)

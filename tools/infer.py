@@ -1,7 +1,8 @@
 """Segment what expressions describe in an image, optionally helped by points and a box.
 
 ``python tools/infer.py IMAGE ["expression" ...] [--point X,Y[,LABEL] ...] [--box X1,Y1,X2,Y2]
---config CONFIG --weights CKPT [--tokenizer DIR] --out-dir DIR [--device cpu] [--bf16]``
+--config CONFIG --weights CKPT [--tokenizer DIR] --out-dir DIR [--device cpu]
+[--dtype fp32|bf16]``
 
 CONFIG is a config file or a config name (e.g. ``evf-tiny_synthref``), looked up in configs/ of
 the checkout or, with mmevf installed from a wheel, in the package's ``.mim/configs``. IMAGE is
@@ -20,12 +21,11 @@ Options and expressions may be interleaved: every argument that is not an option
 option's value is an expression (the first is IMAGE).
 """
 import argparse
-import os
 import os.path as osp
 from typing import List, Optional, Tuple
 
 from mmevf.apis import TextSegInferencer
-from mmevf.apis.inference_inputs import IMAGE_SUFFIXES, describe_prompt
+from mmevf.apis.sample_prompts import describe_prompt
 
 
 def _numbers(value: str, count: Tuple[int, ...], form: str) -> Tuple[float, ...]:
@@ -71,7 +71,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--tokenizer', help="tokenizer folder replacing the config's")
     parser.add_argument('--out-dir', required=True, help='folder for overlays and masks')
     parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: auto)')
-    parser.add_argument('--bf16', action='store_true', help='bfloat16 weights and inputs')
+    parser.add_argument('--dtype', choices=('fp32', 'bf16'), default='fp32',
+                        help='weights and inputs in float32 (default) or bfloat16')
     parser.add_argument('--batch-size', type=int, default=1, help='images per forward pass')
     args = parser.parse_intermixed_args(argv)  # expressions may follow options too
     if not (args.expressions or args.point or args.box):
@@ -94,27 +95,15 @@ def prompts(args: argparse.Namespace) -> Tuple[list, list, list]:
     return [None] * len(boxes), [points] * len(boxes), boxes
 
 
-def list_images(path: str) -> List[str]:
-    """``path`` itself, or the image files of the folder ``path`` (sorted)."""
-    if not osp.isdir(path):
-        return [path]  # a missing / unreadable file is reported by the inferencer
-    images = sorted(osp.join(path, name) for name in os.listdir(path)
-                    if name.lower().endswith(IMAGE_SUFFIXES))
-    if not images:
-        raise FileNotFoundError(f'no image ({", ".join(IMAGE_SUFFIXES)}) in folder {path}')
-    return images
-
-
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    images = list_images(args.image)
     inferencer = TextSegInferencer(
         args.config, weights=args.weights, tokenizer=args.tokenizer, device=args.device,
-        bf16=args.bf16, show_progress=len(images) > 1)
+        dtype=args.dtype, show_progress=osp.isdir(args.image))
     texts, points, boxes = prompts(args)
-    results = inferencer(images, [texts] * len(images), points=[points] * len(images),
-                         boxes=[boxes] * len(images), batch_size=args.batch_size,
-                         out_dir=args.out_dir)
+    # a folder stands for its images, each getting every expression (and its points / box)
+    results = inferencer(args.image, texts, points=points, boxes=boxes,
+                         batch_size=args.batch_size, out_dir=args.out_dir)
     for result in results['predictions']:
         height, width = result['masks'].shape[1:]
         print(f'{result["img_path"]} ({width}x{height})')

@@ -1,7 +1,7 @@
 # Not a paper table row: L-DIT at the tiny EVF-SAM's CPU budget on SynthRef.
 # L-DIT at the tiny EVF-SAM's budget on SynthRef (CPU): 1400 iterations of 8 images, the same
 # schedule, data and metric as configs/evf_sam/evf-tiny_synthref.py; `model=`, the tokenizer
-# (BERT) and the expressions per image differ; DIT has no BEiT-3 view (beit_size=None):
+# (BERT) and the expressions per image differ; DIT has no BEiT-3 view (mm_size=None):
 # ../_base_/datasets/synthref_dit.py.
 _base_ = [
     '../_base_/models/dit_tiny.py',

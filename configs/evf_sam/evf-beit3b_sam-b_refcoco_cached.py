@@ -14,7 +14,7 @@ embedding_cache = 'data/embedding_cache/sam-vit-b_1024_refer-union'
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
-    dict(type='SAMResize', sam_size=1024, beit_size=224),
+    dict(type='SAMResize', sam_size=1024, mm_size=224),
     # replaces the SAM-branch image by its cached embedding (after checking it is that image's)
     dict(type='LoadCachedEmbedding', cache_dir=embedding_cache),
     dict(type='TokenizeText', tokenizer={{_base_.tokenizer}}, max_length=128),

@@ -10,7 +10,7 @@
 _base_ = [
     '../_base_/models/evf-sam_beit3-l_sam-h.py',
     '../_base_/datasets/mapillary_semantic.py',  # stacks every multitask source
-    '../_base_/schedules/evf_15k.py',
+    '../_base_/schedules/evf_15k-steps.py',
     '../_base_/default_runtime.py',
 ]
 

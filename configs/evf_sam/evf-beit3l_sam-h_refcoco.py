@@ -5,7 +5,7 @@
 _base_ = [
     '../_base_/models/evf-sam_beit3-l_sam-h.py',
     '../_base_/datasets/refer_seg_union.py',
-    '../_base_/schedules/evf_15k.py',
+    '../_base_/schedules/evf_15k-steps.py',
     '../_base_/default_runtime.py',
 ]
 

@@ -11,7 +11,7 @@ embedding_cache = 'data/embedding_cache/evf-tiny-frozen-sam_synthref'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
-    dict(type='SAMResize', sam_size=256, beit_size=64),
+    dict(type='SAMResize', sam_size=256, mm_size=64),
     # replaces the SAM-branch image by its cached embedding (after checking it is that image's)
     dict(type='LoadCachedEmbedding', cache_dir=embedding_cache),
     dict(type='TokenizeText', tokenizer={{_base_.tokenizer}}, max_length=32),

@@ -20,12 +20,12 @@ model = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
-    dict(type='SAMResize', sam_size=256, beit_size=None),
+    dict(type='SAMResize', sam_size=256, mm_size=None),
     dict(type='PackReferInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='SAMResize', sam_size=256, beit_size=None),
+    dict(type='SAMResize', sam_size=256, mm_size=None),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
     dict(type='PackReferInputs'),
 ]

@@ -9,7 +9,6 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
-import torch
 from mmengine.config import ConfigDict
 
 ImageType = Union[str, np.ndarray]
@@ -21,8 +20,6 @@ PointsType = Optional[Sequence[Sequence[float]]]
 BoxType = Optional[Sequence[float]]
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))  # .../mmevf
-DTYPES = {'float32': torch.float32, 'fp32': torch.float32, 'bfloat16': torch.bfloat16,
-          'bf16': torch.bfloat16, 'float16': torch.float16, 'fp16': torch.float16}
 
 
 def config_root() -> str:
@@ -94,54 +91,6 @@ def dataset_pipeline(cfg: ConfigDict) -> Optional[list]:
 
 
 # ---------------------------------------------------------------------- point / box prompts
-def is_expression(text: Any) -> bool:
-    """A single expression (str, or None for none), as opposed to a list of them."""
-    return text is None or isinstance(text, str)
-
-
-def _entries(value: Any, count: int, what: str, unit: str) -> list:
-    """``value`` as a list of ``count`` entries, one per ``unit``, or a ValueError."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, np.ndarray)):
-        raise ValueError(f'{what}: expected a list with one entry per {unit} ({count}), got '
-                         f'{value!r}')
-    if len(value) != count:
-        raise ValueError(f'{what}: {len(value)} entries for {count} {unit}s; give one entry '
-                         f'per {unit} (None for none)')
-    return list(value)
-
-
-def follow_texts(value: Any, texts: TextsType, per_image: List[list], mode: str,
-                 what: str) -> List[list]:
-    """Points or boxes given in the nesting of ``texts`` -> per image, one entry per expression.
-
-    Args:
-        value: ``None`` (none anywhere), or entries nested as ``texts`` is: in place of each
-            expression, that expression's points / box (or ``None``).
-        texts: the ``texts`` argument as given.
-        per_image: the expressions of every image (the normalised ``texts``).
-        mode: how ``texts`` was read: ``'one'`` (one expression for every image),
-            ``'shared'`` (one list of expressions for every image), ``'per_image'``.
-        what: ``'points'`` or ``'boxes'``, for messages.
-    """
-    if value is None:
-        return [[None] * len(expressions) for expressions in per_image]
-    if mode == 'one':
-        return [[value] for _ in per_image]
-    if mode == 'shared':
-        entries = _entries(value, len(per_image[0]), what, 'expression')
-        return [list(entries) for _ in per_image]
-    by_image = _entries(value, len(per_image), what, 'image')
-    out = []
-    for i, (entry, text, expressions) in enumerate(zip(by_image, texts, per_image)):
-        if is_expression(text):
-            out.append([entry])
-        elif entry is None:
-            out.append([None] * len(expressions))
-        else:
-            out.append(_entries(entry, len(expressions), f'{what}[{i}]', 'expression'))
-    return out
-
-
 def _numbers(value: Any, where: str, form: str) -> np.ndarray:
     """A flat sequence of finite numbers as float64, or a ValueError showing ``form``."""
     if isinstance(value, (str, bytes)):
@@ -206,16 +155,3 @@ def check_inside(points: Optional[np.ndarray], box: Optional[np.ndarray],
         if not (0 <= x <= width and 0 <= y <= height):
             raise ValueError(f'{where}, {label}: ({x:g}, {y:g}) lies outside the '
                              f'{width}x{height} image')
-
-
-def describe_prompt(text: Optional[str], points: Optional[Sequence[Sequence[float]]],
-                    box: Optional[Sequence[float]]) -> str:
-    """A caption: the text, plus the point count (foreground + / background -) and the box."""
-    parts = [] if text is None else [text]
-    if points:
-        foreground = sum(int(p[2]) == 1 for p in points)
-        parts.append(f'{len(points)} point{"s" * (len(points) > 1)} '
-                     f'({foreground}+ {len(points) - foreground}-)')
-    if box is not None:
-        parts.append('box ({:g}, {:g}, {:g}, {:g})'.format(*box))
-    return ' + '.join(parts)

@@ -9,7 +9,6 @@ import os.path as osp
 import warnings
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
-import cv2
 import mmcv
 import numpy as np
 import torch
@@ -22,10 +21,12 @@ from mmengine.visualization import Visualizer
 from rich.progress import track
 
 from mmevf.checkpoint import load_weights
+from mmevf.models.segmentors.text_prompt_segmentor import GEOMETRIC_FIELDS
 from mmevf.registry import INFERENCERS, MODELS
-from .inference_inputs import (DTYPES, IMAGE_SUFFIXES, ImageType, TextsType, check_array,
-                               check_box, check_inside, check_points, dataset_pipeline,
-                               describe_prompt, follow_texts, is_expression, resolve_config)
+from mmevf.utils import resolve_dtype
+from .inference_inputs import ImageType, TextsType, dataset_pipeline, resolve_config
+from .input_pairing import pair_inputs
+from .sample_prompts import attach_prompts, describe_prompt, prompts_of
 
 # Pipeline steps replaced or dropped at inference (matched on the end of the type name, so
 # 'mmdet.LoadAnnotations' and 'LoadAnnotations' both count).
@@ -59,8 +60,8 @@ class TextSegInferencer(BaseInferencer):
             official EVF-SAM folder); ``None`` keeps random weights (with a warning).
         tokenizer: tokenizer folder replacing the one of the pipeline's ``TokenizeText``.
         device: ``'cpu'``, ``'cuda'``, ...; ``None`` picks the available one.
-        dtype: ``'float32'`` (default), ``'bfloat16'`` or ``'float16'`` weights and inputs.
-        bf16: shortcut for ``dtype='bfloat16'``.
+        dtype: weights and inputs in ``'fp32'`` (default), ``'bf16'`` or ``'fp16'`` (or that
+            torch dtype).
         show_progress: a progress bar over the batches.
 
     An expression may add points and a box to its text, or have no text (``None``): SAM is
@@ -85,17 +86,12 @@ class TextSegInferencer(BaseInferencer):
                  weights: Optional[str] = None,
                  tokenizer: Optional[str] = None,
                  device: Optional[str] = None,
-                 dtype: Union[str, torch.dtype, None] = None,
-                 bf16: bool = False,
+                 dtype: Union[str, torch.dtype] = 'fp32',
                  show_progress: bool = True) -> None:
         from mmevf.engine.runner_setup import register_all_modules
         register_all_modules(init_scope=False)
         init_default_scope('mmevf')
-        if isinstance(dtype, str):
-            if dtype not in DTYPES:
-                raise ValueError(f'dtype must be one of {sorted(DTYPES)}, got {dtype!r}')
-            dtype = DTYPES[dtype]
-        self.dtype = torch.bfloat16 if bf16 else (dtype or torch.float32)
+        self.dtype = resolve_dtype(dtype)
         self.tokenizer = tokenizer
         if weights is not None and not osp.exists(weights):
             raise FileNotFoundError(f'checkpoint {weights} does not exist')
@@ -147,93 +143,11 @@ class TextSegInferencer(BaseInferencer):
         return super()._init_visualizer(ConfigDict(visualizer=vis_cfg))
 
     # ------------------------------------------------------------------ inputs
-    def pair_inputs(self, inputs: Union[ImageType, Sequence[ImageType]],
-                    texts: TextsType, points: Optional[Sequence] = None,
-                    boxes: Optional[Sequence] = None) -> List[dict]:
-        """Images and expressions -> one item per image with all its expressions.
-
-        ``texts``: for one image, a str or a list of str; for several images, a str (the
-        same expression everywhere) or one entry (str or list of str) per image. A folder
-        stands for the images in it, each getting every expression of a str / list of str.
-        ``None`` in place of a str is an expression without text (its points / box only).
-
-        ``points`` and ``boxes`` (``None``: none) are nested exactly as ``texts``, holding in
-        place of each expression its points (a list of (x, y) or (x, y, label); label 1
-        foreground, the default, or 0 background) or its box (x1, y1, x2, y2), or ``None``;
-        original-image pixels. E.g. ``texts=['a', None]`` for one image takes
-        ``points=[[(4, 5)], [(7, 8), (9, 9, 0)]]``, ``boxes=[None, (1, 2, 30, 40)]``.
-        Whether they lie inside the image is checked when it is loaded.
-
-        Returns:
-            ``dict(img, name, stem, img_id, img_path, text, points, boxes)`` per image:
-            ``img`` the path, or the array as (H, W, 3) uint8 BGR; ``name`` for messages;
-            ``stem`` for file names (unique); ``text`` the list of its expressions (str or
-            None), ``points`` / ``boxes`` one entry per expression: None, (P, 3) float64 rows
-            (x, y, label), (4,) float64.
-        """
-        images = self._inputs_to_list(inputs)
-        from_dir = isinstance(inputs, str) and osp.isdir(inputs)
-        if from_dir:
-            images = sorted(p for p in images if p.lower().endswith(IMAGE_SUFFIXES))
-        single = not isinstance(inputs, (list, tuple)) and len(images) == 1
-        if not images:
-            raise ValueError(f'no image in {inputs}' if from_dir else 'no image given')
-        if is_expression(texts):
-            mode, per_image = 'one', [[texts]] * len(images)
-        elif single or (from_dir and all(is_expression(t) for t in texts)):
-            # every image gets all expressions
-            mode, per_image = 'shared', [list(texts)] * len(images)
-        else:
-            texts = list(texts)
-            if len(texts) != len(images):
-                raise ValueError(f'{len(images)} images but {len(texts)} text entries: give '
-                                 f'one entry (str or list of str) per image, or one str')
-            mode, per_image = 'per_image', [[t] if is_expression(t) else list(t) for t in texts]
-        per_image_points = follow_texts(points, texts, per_image, mode, 'points')
-        per_image_boxes = follow_texts(boxes, texts, per_image, mode, 'boxes')
-        items, stems = [], set()
-        for i, (image, expressions, image_points, image_boxes) in enumerate(
-                zip(images, per_image, per_image_points, per_image_boxes)):
-            name = image if isinstance(image, str) else f'image #{i} (array)'
-            if isinstance(image, str):
-                if not osp.isfile(image):
-                    raise FileNotFoundError(f'image {image} does not exist')
-                if osp.getsize(image) == 0:  # mmcv's decoder fails on it without the name
-                    raise ValueError(f'cannot decode image {image}: the file is empty')
-            elif isinstance(image, np.ndarray):
-                # the loader takes arrays as they are: BGR uint8 (H, W, 3) is checked here
-                image = check_array(image, name)
-            else:
-                raise TypeError(f'image #{i}: expected a path or a numpy array, got '
-                                f'{type(image).__name__}')
-            if not expressions:
-                raise ValueError(f'no expression for {name}')
-            checked_points, checked_boxes = [], []
-            for j, (text, expr_points, box) in enumerate(
-                    zip(expressions, image_points, image_boxes)):
-                if text is not None and not isinstance(text, str):
-                    raise TypeError(f'expression #{j} for {name} is a {type(text).__name__}, '
-                                    f'not a str (or None)')
-                if text is not None and not text.strip():
-                    raise ValueError(f'empty expression #{j} for {name}')
-                where = f'expression #{j} for {name}'
-                checked_points.append(check_points(expr_points, where))
-                checked_boxes.append(check_box(box, where))
-                if text is None and checked_points[-1] is None and checked_boxes[-1] is None:
-                    raise ValueError(f'{where} has no prompt: give a text, points or a box')
-            stem = osp.splitext(osp.basename(image))[0] if isinstance(image, str) else f'{i:08d}'
-            stem = stem if stem not in stems else f'{stem}_{i}'
-            stems.add(stem)
-            items.append(dict(img=image, name=name, stem=stem, img_id=i,
-                              img_path=image if isinstance(image, str) else None,
-                              text=list(expressions), points=checked_points,
-                              boxes=checked_boxes))
-        return items
-
     def _load(self, item: dict) -> dict:
-        """One item of :meth:`pair_inputs` through the pipeline -> ``dict(inputs,
-        data_samples)``; a file that does not decode is named. Points and boxes are attached
-        to the packed sample (:meth:`attach_prompts`)."""
+        """One item of :func:`~mmevf.apis.input_pairing.pair_inputs` through the pipeline ->
+        ``dict(inputs, data_samples)``; a file that does not decode is named. Points and boxes
+        are attached to the packed sample (:func:`~mmevf.apis.sample_prompts.attach_prompts`).
+        """
         # InferencerLoader reads `img_path` from disk and takes `img` as the loaded array.
         # Only real texts reach the tokenizer; an image without any skips it.
         texts = [text for text in item['text'] if text is not None]
@@ -256,27 +170,8 @@ class TextSegInferencer(BaseInferencer):
                              f'corrupt')
         if len(texts) < len(item['text']) or any(
                 p is not None for p in item['points'] + item['boxes']):
-            self.attach_prompts(packed['data_samples'], item)
+            attach_prompts(packed['data_samples'], item)
         return packed
-
-    @staticmethod
-    def attach_prompts(sample: BaseDataElement, item: dict) -> None:
-        """Put the item's per-expression points / boxes on its packed data sample, as the
-        model reads them (``TextPromptSegmentor``): ``text`` (None: no text), and in
-        original-image pixels ``prompt_points`` (P, 2) float64, ``prompt_point_labels`` (P,)
-        long, ``prompt_boxes`` (4,) float64, each ``None`` where absent. Points and boxes
-        outside the image raise a ValueError naming the image and the expression."""
-        for j, (points, box) in enumerate(zip(item['points'], item['boxes'])):
-            check_inside(points, box, sample.ori_shape, f'expression #{j} for {item["name"]}')
-        sample.set_metainfo(dict(text=list(item['text'])))
-        if 'text_ids' not in sample:  # no text at all: the tokenizer was skipped
-            sample.text_ids = []
-        sample.prompt_points = [None if p is None else torch.from_numpy(p[:, :2].copy())
-                                for p in item['points']]
-        sample.prompt_point_labels = [None if p is None else torch.from_numpy(p[:, 2]).long()
-                                      for p in item['points']]
-        sample.prompt_boxes = [None if b is None else torch.from_numpy(b.copy())
-                               for b in item['boxes']]
 
     # ------------------------------------------------------------------ running
     def __call__(self,
@@ -290,7 +185,8 @@ class TextSegInferencer(BaseInferencer):
                  show: bool = False,
                  wait_time: float = 0.,
                  out_dir: str = '') -> dict:
-        """Segment ``texts`` in ``inputs`` (see :meth:`pair_inputs` for the forms).
+        """Segment ``texts`` in ``inputs`` (see :func:`~mmevf.apis.input_pairing.pair_inputs`
+        for the forms).
 
         Args:
             points: per expression (nested as ``texts``), a list of (x, y) or
@@ -309,7 +205,7 @@ class TextSegInferencer(BaseInferencer):
             scores=[N floats], points, boxes)`` (see :meth:`pred2dict`) and a list of N
             drawings.
         """
-        items = self.pair_inputs(inputs, texts, points, boxes)
+        items = pair_inputs(inputs, texts, points, boxes)
         batches: Iterable[dict] = self.preprocess(items, batch_size=batch_size)
         if self.show_progress:
             batches = track(batches, description='Inference',
@@ -334,8 +230,9 @@ class TextSegInferencer(BaseInferencer):
 
     def preprocess(self, inputs: List[dict], batch_size: int = 1,
                    **kwargs) -> Iterator[dict]:
-        """Items of :meth:`pair_inputs` -> collated batches of ``batch_size`` images, each
-        ``dict(inputs=[...], data_samples=[...])`` as ``model.test_step`` takes them."""
+        """Items of :func:`~mmevf.apis.input_pairing.pair_inputs` -> collated batches of
+        ``batch_size`` images, each ``dict(inputs=[...], data_samples=[...])`` as
+        ``model.test_step`` takes them."""
         chunks = self._get_chunk_data(map(self._load, inputs), batch_size)
         for data in map(self.collate_fn, chunks):
             samples = data['data_samples']
@@ -370,47 +267,24 @@ class TextSegInferencer(BaseInferencer):
             else:
                 image = mmcv.imread(item['img_path'], channel_order='rgb')
             drawn = []
-            points, boxes = self.prompts_of(pred)
+            points, boxes = prompts_of(pred)
             for i, text in enumerate(pred.text):
                 # One expression per call, so that `get_image()` (the last drawing, as in
-                # DetInferencer) is this expression's picture.
+                # DetInferencer) is this expression's picture; its prompts go along.
                 caption = describe_prompt(text, points[i], boxes[i])
+                prompts = {field: pred.get(field)[i:i + 1] for field in GEOMETRIC_FIELDS
+                           if field in pred}
                 single = pred.new(metainfo=dict(text=[caption]),
-                                  pred_instances=pred.pred_instances[i:i + 1])
-                geometric = points[i] is not None or boxes[i] is not None
+                                  pred_instances=pred.pred_instances[i:i + 1], **prompts)
                 self.visualizer.add_datasample(item['name'], image, single, draw_gt=False,
-                                               show=show and not geometric,
-                                               wait_time=wait_time)
+                                               show=show, wait_time=wait_time)
                 drawing = self.visualizer.get_image()
-                if geometric:
-                    drawing = self.draw_geometry(drawing, points[i], boxes[i],
-                                                 drawing.shape[1] / image.shape[1])
-                    if show:
-                        self.visualizer.show(drawing, win_name=f'{item["name"]}: {caption}',
-                                             wait_time=wait_time)
                 if img_out_dir:
                     mmcv.imwrite(drawing[..., ::-1],
                                  osp.join(img_out_dir, f'{item["stem"]}_{i}.png'))
                 drawn.append(drawing)
             drawings.append(drawn)
         return drawings if return_vis else None
-
-    @staticmethod
-    def draw_geometry(drawing: np.ndarray, points: Optional[list], box: Optional[list],
-                      scale: float) -> np.ndarray:
-        """(H', W', 3) RGB drawing of an image upscaled by ``scale`` -> a copy with the points
-        (foreground green, background red) and the box (yellow) of one expression on it."""
-        drawing = np.ascontiguousarray(drawing).copy()
-        thickness = max(1, round(max(drawing.shape[:2]) / 256))
-        if box is not None:
-            x1, y1, x2, y2 = (round(v * scale) for v in box)
-            cv2.rectangle(drawing, (x1, y1), (x2, y2), (255, 220, 0), thickness)
-        for x, y, label in points or []:
-            center = (round(x * scale), round(y * scale))
-            color = (40, 220, 40) if label == 1 else (230, 40, 40)
-            cv2.circle(drawing, center, 3 * thickness + 2, color, -1)
-            cv2.circle(drawing, center, 3 * thickness + 2, (255, 255, 255), thickness)
-        return drawing
 
     def postprocess(self, preds: list, visualization: Optional[list],
                     return_datasample: bool = False, pred_out_dir: str = '') -> dict:
@@ -426,25 +300,12 @@ class TextSegInferencer(BaseInferencer):
                     visualization=visualization)
 
     @staticmethod
-    def prompts_of(sample: BaseDataElement) -> tuple:
-        """The points and boxes of a data sample's N expressions as lists: per expression
-        ``[[x, y, label], ...]`` / ``[x1, y1, x2, y2]`` (original pixels) or None."""
-        count = len(sample.text)
-        coords = sample.get('prompt_points') or [None] * count
-        labels = sample.get('prompt_point_labels') or [None] * count
-        boxes = sample.get('prompt_boxes') or [None] * count
-        points = [None if xy is None else [[float(x), float(y), int(label)] for (x, y), label
-                                           in zip(xy.tolist(), lab.tolist())]
-                  for xy, lab in zip(coords, labels)]
-        return points, [None if b is None else [float(v) for v in b.tolist()] for b in boxes]
-
-    @staticmethod
     def pred2dict(pred: BaseDataElement, index: int = 0) -> dict:
         """A data sample -> ``dict(img_path, stem, texts, masks, scores, points, boxes)``;
         ``texts`` N str or None (no text), ``masks`` (N, H, W) bool at the original size,
         ``scores`` N floats, ``points`` / ``boxes`` per expression as
-        :meth:`prompts_of` gives them."""
-        points, boxes = TextSegInferencer.prompts_of(pred)
+        :func:`~mmevf.apis.sample_prompts.prompts_of` gives them."""
+        points, boxes = prompts_of(pred)
         return dict(img_path=pred.get('img_path'), stem=pred.get('stem', f'{index:08d}'),
                     texts=list(pred.text),
                     masks=pred.pred_instances.masks.cpu().numpy().astype(bool),

@@ -1,7 +1,6 @@
 """Loading weights into modules: ``init_cfg=dict(type='StrictPretrained', ...)`` and its report."""
-import copy
 import os.path as osp
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Iterable, Optional, Sequence
 
 import torch.nn as nn
 from mmengine.model import BaseModule
@@ -9,8 +8,6 @@ from mmengine.model import BaseModule
 from mmevf.registry import WEIGHT_INITIALIZERS
 from .io import StateDict
 from .layouts import read_layout
-
-InitCfg = Union[dict, List[dict], None]
 
 
 def load_state_dict_checked(module: nn.Module,
@@ -113,20 +110,6 @@ class StrictPretrained:
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(checkpoint={self.checkpoint!r}, layout={self.layout!r}, '
                 f'prefix={self.prefix!r})')
-
-
-def pretrained_init_cfg(pretrained: Optional[str], init_cfg: InitCfg, layout: str,
-                        prefix: str) -> InitCfg:
-    """``init_cfg`` with a module's ``pretrained=`` argument (the older spelling) added as a
-    ``StrictPretrained`` entry; ``pretrained=None`` leaves ``init_cfg`` as it is."""
-    if pretrained is None:
-        return copy.deepcopy(init_cfg)
-    # scoped: modules built outside a runner (no default scope) find it too
-    entry = dict(type='mmevf.StrictPretrained', checkpoint=pretrained, layout=layout,
-                 prefix=prefix)
-    cfgs = [] if init_cfg is None else copy.deepcopy(
-        init_cfg if isinstance(init_cfg, list) else [init_cfg])
-    return cfgs + [entry]
 
 
 STRICT_PRETRAINED_TYPES = ('StrictPretrained', 'mmevf.StrictPretrained', StrictPretrained)

@@ -28,7 +28,7 @@ from mmengine.logging import print_log
 from .io import StateDict, read_state_dict
 
 # ---------------------------------------------------------------------------------- SAM
-# SAM key prefix -> mmevf key prefix (EVFSAM, DITSam and SAMPretrainer share these names)
+# SAM key prefix -> mmevf key prefix (EVFSAM, DITSAM and SAMPretrainer share these names)
 SAM_KEY_MAP: Tuple[Tuple[str, str], ...] = (
     ('image_encoder.', 'image_encoder.'),
     ('prompt_encoder.', 'prompt_head.prompt_encoder.'),

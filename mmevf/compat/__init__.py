@@ -3,16 +3,18 @@ transformers and deepspeed.
 
 Each fix checks that the problem it fixes is there and leaves a fixed dependency alone; none
 changes anything for a host framework (an mmdet job importing mmevf) beyond what it fixes.
-The README's table "Known dependency fixes" lists them:
+docs/advanced_guides/dependency_fixes.md lists them (with the install-level ones):
 
 - loading MMEngine checkpoints under torch >= 2.6 (``weights_only``):
   :func:`mmevf.checkpoint.io.needs_weights_only_fix` and the local checkpoint loader there;
 - deepspeed 0.19 without ``onebit``: :func:`.deepspeed.fix_deepspeed_strategy` (called by
   ``build_runner`` for DeepSpeed configs);
 - distributed launch without CUDA: :func:`.distributed.setup_cpu_distributed` (tools);
-- mmengine 0.10.7's ``AmpOptimWrapper`` on CPU: ``mmevf/engine/optim_wrappers/``;
+- mmengine 0.10.7's ``AmpOptimWrapper`` on CPU: :class:`mmevf.engine.AnyDeviceAmpOptimWrapper`;
 - mmpretrain 1.2's multimodal models under transformers 5 (``import mmpretrain.models``
-  fails): :func:`.mmpretrain.fix_mmpretrain_import` (called by ``import mmevf``).
+  fails): :func:`.mmpretrain.fix_mmpretrain_import` (called by ``import mmevf``, and in
+  interpreters that never import mmevf by the start-up hook an install puts in site-packages:
+  :mod:`.import_hook`, ``mmevf-import-hook.pth``).
 """
 from .distributed import setup_cpu_distributed, shutdown_distributed
 

@@ -12,7 +12,7 @@ class MapillaryReferDataset(SemanticReferMixin, MapillaryDataset_v2):
     """Mapillary Vistas v2.0 as ``[semantic] {class}`` prompts, on mmseg's
     ``MapillaryDataset_v2``.
 
-    The semantic source of EVF-SAM's Tab. 7 besides ADE20K. Its data code (LISA's
+    The semantic source of EVF-SAM's Tab. 6 besides ADE20K. Its data code (LISA's
     ``init_mapillary``) reads the v2.0 labels: ``training/images/*.jpg`` with the label PNG of
     the same stem in ``training/v2.0/labels/`` (mmseg's layout too), class names = the
     ``readable`` names of ``config_v2.0.json`` lower-cased, which are mmseg's 124 class names

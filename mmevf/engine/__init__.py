@@ -1,5 +1,5 @@
 from .hooks import *  # noqa: F401,F403
 from .optim_constructor import TrainableParamsOptimWrapperConstructor
-from .optim_wrappers import AmpOptimWrapper
+from .optim_wrappers import AnyDeviceAmpOptimWrapper
 
-__all__ = ['TrainableParamsOptimWrapperConstructor', 'AmpOptimWrapper']
+__all__ = ['AnyDeviceAmpOptimWrapper', 'TrainableParamsOptimWrapperConstructor']

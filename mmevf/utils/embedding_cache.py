@@ -42,17 +42,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as save_safetensors
 
+from .dtypes import torch_dtype_name
+
 FORMAT = 'mmevf-sam-embedding-cache/1'
 MANIFEST = 'cache.json'
 # SAMResize's SAM branch (segment_anything's ResizeLongestSide, Pillow bilinear): a change of
 # that rule must change this name, so that old caches become stale.
 RESIZE_RULE = 'ResizeLongestSide/pillow-bilinear'
 VARIANTS = ('none', 'horizontal', 'vertical', 'diagonal')
-# command-line names -> torch dtypes; the manifest and entries store torch's names
-DTYPES: Dict[str, torch.dtype] = {
-    'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-DTYPE_NAMES: Dict[torch.dtype, str] = {
-    torch.float32: 'float32', torch.float16: 'float16', torch.bfloat16: 'bfloat16'}
 # module attributes that do not shape the embedding: the mode (a cached encoder never trains),
 # the frozen flag and the init config (the weights themselves are hashed)
 _IGNORED_ATTRIBUTES = frozenset({'training', 'frozen', 'init_cfg'})
@@ -150,7 +147,7 @@ def encode_entry(embedding: torch.Tensor, key: str, img_path: str, variant: str,
                  img_shape: Iterable[int], ori_shape: Iterable[int], pixels: str) -> bytes:
     """The bytes of one entry file: ``embedding`` (C, h, w), stored in its own dtype."""
     metadata = dict(format=FORMAT, key=key, img_path=osp.normpath(img_path), variant=variant,
-                    dtype=DTYPE_NAMES[embedding.dtype],
+                    dtype=torch_dtype_name(embedding.dtype),
                     img_shape=json.dumps([int(v) for v in img_shape]),
                     ori_shape=json.dumps([int(v) for v in ori_shape]), pixels=pixels)
     return save_safetensors({'embedding': embedding.detach().cpu().contiguous()}, metadata)
@@ -195,6 +192,6 @@ def read_manifest(cache_dir: str) -> Optional[Dict[str, Any]]:
 def manifest_text(key: str, parts: Dict[str, Any], dtype: torch.dtype,
                   embedding_shape: Sequence[int]) -> str:
     """The manifest's JSON text (see the module doc)."""
-    return json.dumps(dict(format=FORMAT, key=key, dtype=DTYPE_NAMES[dtype],
+    return json.dumps(dict(format=FORMAT, key=key, dtype=torch_dtype_name(dtype),
                            embedding_shape=[int(v) for v in embedding_shape], key_parts=parts),
                       indent=1, sort_keys=True)

@@ -8,13 +8,16 @@ import numpy as np
 import torch
 from mmengine.visualization import Visualizer
 
-from mmevf.evaluation.metrics.text_following_metric import pairwise_mask_iou
+from mmevf.evaluation.functional import pairwise_mask_iou
 from mmevf.registry import VISUALIZERS
 
 # RGB; neither is a SynthRef object colour (red, green, blue, yellow, purple, white on grey)
 PRED_COLOR = (0, 220, 255)   # cyan fill
 GT_COLOR = (255, 0, 200)     # magenta outline
 LEGEND = (('prediction', PRED_COLOR), ('ground truth', GT_COLOR))
+# an expression's point / box prompts: foreground points green, background red, the box yellow
+POINT_COLORS = {1: (40, 220, 40), 0: (230, 40, 40)}
+BOX_COLOR = (255, 220, 0)
 
 
 def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -58,6 +61,11 @@ def make_contact_sheet(rows: Sequence[Sequence[np.ndarray]], gap: int = 8,
     return sheet
 
 
+def _numpy(value) -> Optional[np.ndarray]:
+    return None if value is None else np.asarray(
+        value.cpu() if torch.is_tensor(value) else value, np.float64)
+
+
 @VISUALIZERS.register_module()
 class ReferSegVisualizer(Visualizer):
     """One picture per expression: the predicted mask filled in cyan, the ground truth outlined
@@ -94,13 +102,38 @@ class ReferSegVisualizer(Visualizer):
                  for m in masks]
         return image, masks
 
+    def draw_prompts(self, points: Optional[np.ndarray], labels: Optional[np.ndarray],
+                     box: Optional[np.ndarray], scale: float = 1.) -> None:
+        """Draw one expression's point / box prompts on the current image: (P, 2) xy points
+        with (P,) labels (1 foreground, green; 0 background, red), each ringed in white, and
+        a (4,) xyxy box (yellow); in image pixels, times ``scale``."""
+        thickness = max(1, round(max(self.width, self.height) / 256))  # pixels
+        to_points = 72 / self.dpi  # matplotlib sizes are in points
+        if box is not None:
+            self.draw_bboxes(np.asarray(box, np.float64)[None] * scale, edge_colors=BOX_COLOR,
+                             line_widths=thickness * to_points, alpha=1.0)
+        if points is not None and len(points):
+            xy = np.asarray(points, np.float64).reshape(-1, 2) * scale
+            radius = 3 * thickness + 2
+            # scatter sizes are marker areas in points squared
+            self.draw_points(xy, colors='white', sizes=np.full(len(xy), (
+                (2 * (radius + thickness)) * to_points)**2))
+            self.draw_points(xy, colors=[POINT_COLORS[int(v)] for v in np.asarray(labels)],
+                             sizes=np.full(len(xy), (2 * radius * to_points)**2))
+
     def draw_expression(self, image: np.ndarray, text: str,
                         pred_mask: Optional[np.ndarray] = None,
-                        gt_mask: Optional[np.ndarray] = None) -> np.ndarray:
+                        gt_mask: Optional[np.ndarray] = None,
+                        points: Optional[np.ndarray] = None,
+                        point_labels: Optional[np.ndarray] = None,
+                        box: Optional[np.ndarray] = None) -> np.ndarray:
         """(H, W, 3) RGB uint8 image + (H, W) bool masks -> (H', W', 3) RGB drawing, H' x W'
-        upscaled to ``min_long_side`` if the image is smaller, else H x W."""
+        upscaled to ``min_long_side`` if the image is smaller, else H x W. The expression's
+        prompts, if given, are drawn too (:meth:`draw_prompts`; (P, 2) ``points`` with (P,)
+        ``point_labels``, a (4,) ``box``, in image pixels)."""
         # the IoU written is the metric's, at the image's own size
         iou = None if pred_mask is None or gt_mask is None else mask_iou(pred_mask, gt_mask)
+        width = image.shape[1]
         image, (pred, gt) = self._upscale(image, (pred_mask, gt_mask))
         h, w = image.shape[:2]
         font_size = max(8, max(h, w) // 36)  # points; ~20 px at 512
@@ -123,35 +156,45 @@ class ReferSegVisualizer(Visualizer):
             canvas[y0:y0 + font_px, pad:pad + font_px] = color
             label_positions.append([pad * 2 + font_px, y0 + font_px / 2])
         self.set_image(canvas)
+        if points is not None or box is not None:  # under the caption
+            self.draw_prompts(points, point_labels, box, w / width)
 
-        box = dict(facecolor='black', alpha=0.6, pad=2, edgecolor='none')
+        text_box = dict(facecolor='black', alpha=0.6, pad=2, edgecolor='none')
         chars_per_line = max(12, int(w / (0.6 * font_px)))
         caption = '\n'.join(textwrap.wrap(text, chars_per_line)) or ' '
         if iou is not None:
             caption += f'\nIoU {iou:.2f}'
         self.draw_texts(caption, np.array([4, 4]), colors='white', font_sizes=font_size,
-                        vertical_alignments='top', bboxes=box)
+                        vertical_alignments='top', bboxes=text_box)
         if legend:
             self.draw_texts([label for label, _ in legend], np.array(label_positions),
                             colors='white', font_sizes=font_size, vertical_alignments='center',
-                            bboxes=[box] * len(legend))
+                            bboxes=[text_box] * len(legend))
         return self.get_image()
 
     def add_datasample(self, name: str, image: np.ndarray, data_sample=None,
                        draw_gt: bool = True, draw_pred: bool = True, show: bool = False,
                        wait_time: float = 0, out_file: Optional[str] = None,
                        step: int = 0) -> None:
-        """Draw every expression of ``data_sample``; with ``out_file`` ``dir/name.png`` the
-        pictures go to ``dir/name_0.png``, ``dir/name_1.png``, ... else to the backends. The
-        pictures stay in ``self.drawings`` until the next call."""
+        """Draw every expression of ``data_sample``, with its point / box prompts if the
+        sample carries them (``prompt_points``, ``prompt_point_labels``, ``prompt_boxes``: one
+        entry or None per expression, original pixels, as ``TextSegInferencer`` sets them);
+        with ``out_file`` ``dir/name.png`` the pictures go to ``dir/name_0.png``,
+        ``dir/name_1.png``, ... else to the backends. The pictures stay in ``self.drawings``
+        until the next call."""
         preds = data_sample.pred_instances.masks.cpu().numpy() if (
             draw_pred and 'pred_instances' in data_sample) else None
         gts = data_sample.gt_masks.to_ndarray().astype(bool) if (
             draw_gt and 'gt_masks' in data_sample) else None
+        count = len(data_sample.text)
+        points, labels, boxes = (data_sample.get(field) or [None] * count for field in (
+            'prompt_points', 'prompt_point_labels', 'prompt_boxes'))
         self.drawings = []
         for i, text in enumerate(data_sample.text):
             drawing = self.draw_expression(image, text, None if preds is None else preds[i],
-                                           None if gts is None else gts[i])
+                                           None if gts is None else gts[i],
+                                           _numpy(points[i]), _numpy(labels[i]),
+                                           _numpy(boxes[i]))
             self.drawings.append(drawing)
             if show:
                 self.show(drawing, win_name=f'{name}: {text}', wait_time=wait_time)

@@ -12,8 +12,7 @@ from mmengine.config import Config
 from mmevf.apis import TextSegInferencer, resolve_config
 from mmevf.utils.tokenizer import build_tokenizer
 from tests.conftest import load_tool
-# module-local fixture, reused rather than copied (random weights of evf-tiny_synthref)
-from tests.test_apis.test_text_seg_inferencer import CONFIG, tiny_checkpoint  # noqa: F401
+from tests.test_apis.test_text_seg_inferencer import CONFIG
 from tools.dataset_converters.make_synthetic_ade20k import make_synthetic_ade20k
 
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FROZEN = ROOT / 'configs/evf_sam/evf-tiny-frozen-sam_synthref.py'
 KEY = 'ab' * 32
 LOAD = [dict(type='LoadImageFromFile')]
-RESIZE = [dict(type='SAMResize', sam_size=256, beit_size=64)]
+RESIZE = [dict(type='SAMResize', sam_size=256, mm_size=64)]
 FLIP = [dict(type='TextAwareRandomFlip', prob=1.0)]
 
 
@@ -166,7 +166,7 @@ def test_entries_are_served_by_image_and_flip_in_their_dtype(synthref_root, tmp_
     infos = val_infos(synthref_root)
     stored = write_cache(tmp_path, infos, dtype=dtype)
     manifest = cache.read_manifest(str(tmp_path))
-    assert manifest['dtype'] == cache.DTYPE_NAMES[dtype]
+    assert str(dtype) == f"torch.{manifest['dtype']}"  # torch's own name, e.g. 'bfloat16'
     for info in infos:
         for variant, flip in (('none', []), ('horizontal', FLIP)):
             results = run(LOAD + flip + RESIZE, info, tmp_path)
@@ -177,7 +177,7 @@ def test_entries_are_served_by_image_and_flip_in_their_dtype(synthref_root, tmp_
             # the geometry the masks need is still SAMResize's
             assert max(results['img_shape']) == 256
             assert results['ori_shape'] == info_shape(info)
-            assert results['beit_img'].shape == (3, 64, 64)
+            assert results['mm_img'].shape == (3, 64, 64)
 
 
 def test_what_a_cache_cannot_serve_is_refused(synthref_root, tmp_path):
@@ -195,7 +195,7 @@ def test_what_a_cache_cannot_serve_is_refused(synthref_root, tmp_path):
     with pytest.raises(cache.StaleEmbeddingCacheError, match='A transform before it changes'):
         run(LOAD + photometric + RESIZE, info, tmp_path)
     with pytest.raises(cache.StaleEmbeddingCacheError, match='not the cached size'):
-        run(LOAD + [dict(type='SAMResize', sam_size=128, beit_size=64)], info, tmp_path)
+        run(LOAD + [dict(type='SAMResize', sam_size=128, mm_size=64)], info, tmp_path)
     # An entry of another cache (another encoder) in this one.
     path = cache.entry_path(str(tmp_path), info['img_path'], 'none')
     good = Path(path).read_bytes()
@@ -237,10 +237,10 @@ def test_cached_samples_pack_and_batch_without_images(synthref_root, tmp_path):
     infos = val_infos(synthref_root, 2)
     stored = write_cache(tmp_path, infos)
     packed = [PackReferInputs()(run(LOAD + RESIZE, info, tmp_path)) for info in infos]
-    assert set(packed[0]['inputs']) == {'img_embed', 'img_embed_key', 'beit_img'}
+    assert set(packed[0]['inputs']) == {'img_embed', 'img_embed_key', 'mm_img'}
     model = tiny_model()
     out = model.data_preprocessor(pseudo_collate(packed))
-    assert set(out['inputs']) == {'img_embed', 'img_embed_key', 'beit_img'}
+    assert set(out['inputs']) == {'img_embed', 'img_embed_key', 'mm_img'}
     assert out['inputs']['img_embed'].dtype == torch.float32  # fp16 stored, exact in fp32
     torch.testing.assert_close(out['inputs']['img_embed'][1],
                                stored[infos[1]['img_path'], 'none'].float(), rtol=0, atol=0)

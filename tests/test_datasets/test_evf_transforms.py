@@ -31,12 +31,12 @@ def test_image_branches_match_official_preprocessing(shape):
 
     # BEiT-3 branch: ToTensor + Resize((224, 224), bicubic, antialias=None) on the tensor.
     beit = T.Compose([T.ToTensor(), T.Resize((224, 224), interpolation=3, antialias=None)])(rgb)
-    torch.testing.assert_close(results['beit_img'], beit, rtol=0, atol=0)
+    torch.testing.assert_close(results['mm_img'], beit, rtol=0, atol=0)
 
 
 def test_data_preprocessor_normalises_pads_and_batches_text():
     bgr = random_image(300, 200)
-    results = SAMResize(sam_size=64, beit_size=32)(dict(img=bgr))
+    results = SAMResize(sam_size=64, mm_size=32)(dict(img=bgr))
     results.update(
         img_id=1, img_path='a.jpg', ori_shape=(300, 200), text=['a', 'b c'],
         text_ids=[[0, 5, 2], [0, 6, 7, 8, 2]],
@@ -54,7 +54,7 @@ def test_data_preprocessor_normalises_pads_and_batches_text():
     rgb = torch.from_numpy(results['img'][..., ::-1].copy()).permute(2, 0, 1).float()
     torch.testing.assert_close(inputs['img'][0, :, :h, :w], (rgb - mean) / std)
     assert inputs['img'][0, :, h:, :].abs().sum() == 0 and inputs['img'][0, :, :, w:].abs().sum() == 0
-    torch.testing.assert_close(inputs['beit_img'][0], (results['beit_img'] - 0.5) / 0.5)
+    torch.testing.assert_close(inputs['mm_img'][0], (results['mm_img'] - 0.5) / 0.5)
     assert inputs['text_ids'].tolist() == [[0, 5, 2, 1, 1], [0, 6, 7, 8, 2], [0, 9, 2, 1, 1]]
     assert inputs['text_padding_mask'].tolist() == [[False] * 3 + [True] * 2, [False] * 5,
                                                     [False] * 3 + [True] * 2]
@@ -64,12 +64,12 @@ def test_data_preprocessor_normalises_pads_and_batches_text():
     # Inputs stay float32 whatever the preprocessor's buffers are: the segmentor casts them to
     # its weights' dtype (no link from the preprocessor to its model).
     out = preprocessor.to(torch.bfloat16)(pseudo_collate([packed]))
-    assert out['inputs']['img'].dtype == out['inputs']['beit_img'].dtype == torch.float32
+    assert out['inputs']['img'].dtype == out['inputs']['mm_img'].dtype == torch.float32
 
     # Masks without texts (SAMPretrainer) batch without text inputs; a mixed batch is refused.
     untexted = PackReferInputs()({k: v for k, v in results.items() if k != 'text_ids'})
     out = SAMDataPreprocessor(pad_size=64)(pseudo_collate([untexted, untexted]))
-    assert set(out['inputs']) == {'img', 'beit_img'}
+    assert set(out['inputs']) == {'img', 'mm_img'}
     with pytest.raises(ValueError, match='text_ids'):
         SAMDataPreprocessor(pad_size=64)(pseudo_collate([packed, untexted]))
 
@@ -111,12 +111,12 @@ def test_tokenizer_folder_errors(tmp_path):
         build_tokenizer(str(tmp_path))
 
 
-def test_no_beit_view_for_models_without_one():
-    """beit_size=None (DIT): no BEiT-3 image is made, packed or batched."""
+def test_no_mm_view_for_models_without_one():
+    """mm_size=None (DIT): no multimodal view is made, packed or batched."""
     img = np.random.default_rng(0).integers(0, 256, (120, 90, 3), dtype=np.uint8)
-    results = SAMResize(sam_size=64, beit_size=None)(dict(img=img, text=['a'],
+    results = SAMResize(sam_size=64, mm_size=None)(dict(img=img, text=['a'],
                                                           text_ids=[torch.tensor([0, 5, 2])]))
-    assert 'beit_img' not in results and results['img'].shape[:2] == (64, 48)
+    assert 'mm_img' not in results and results['img'].shape[:2] == (64, 48)
     packed = PackReferInputs()(results)
     assert set(packed['inputs']) == {'img'}
     batch = SAMDataPreprocessor(pad_size=64)(dict(inputs=dict(img=[packed['inputs']['img']]),

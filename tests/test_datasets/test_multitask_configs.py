@@ -1,4 +1,4 @@
-"""The multitask configs (issue 14): dataset bases, the released 16:4:4:2:2:1 mix, the Tab. 7
+"""The multitask configs (issue 14): dataset bases, the released 16:4:4:2:2:1 mix, the Tab. 6
 rows, one test run over the RefCOCO-family splits + ADE20K val, and the paper model."""
 import copy
 from fractions import Fraction

@@ -252,7 +252,7 @@ def test_errors_name_the_file(o365_root, tmp_path):
 def test_pipeline_packs_the_masks(o365_root, xlmr_tokenizer_dir):
     pipeline = [
         dict(type='LoadImageFromFile'),
-        dict(type='SAMResize', sam_size=64, beit_size=32),
+        dict(type='SAMResize', sam_size=64, mm_size=32),
         dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
         dict(type='TokenizeText', tokenizer=str(xlmr_tokenizer_dir)),
         dict(type='PackReferInputs'),

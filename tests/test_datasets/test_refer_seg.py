@@ -43,7 +43,7 @@ def test_eval_scores_every_sentence_once(synthref_root, split):
 def test_pipeline_packs_one_original_size_mask_per_expression(synthref_root, xlmr_tokenizer_dir):
     pipeline = [
         dict(type='LoadImageFromFile'),
-        dict(type='SAMResize', sam_size=128, beit_size=32),
+        dict(type='SAMResize', sam_size=128, mm_size=32),
         # mmdet's transforms carry their scope: in scope mmevf a bare 'LoadAnnotations' is mmcv's
         dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
         dict(type='TokenizeText', tokenizer=str(xlmr_tokenizer_dir)),

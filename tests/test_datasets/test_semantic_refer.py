@@ -154,7 +154,7 @@ def test_unlabelled_image_dropped_in_eval_refetched_in_training(ade_root, tmp_pa
 def test_pipeline_yields_a_sample_refer_seg_metric_scores(ade_root, xlmr_tokenizer_dir):
     pipeline = [  # configs/_base_/datasets/synthref.py's test pipeline
         dict(type='LoadImageFromFile'),
-        dict(type='SAMResize', sam_size=128, beit_size=32),
+        dict(type='SAMResize', sam_size=128, mm_size=32),
         dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
         dict(type='TokenizeText', tokenizer=str(xlmr_tokenizer_dir)),
         dict(type='PackReferInputs'),
@@ -169,7 +169,7 @@ def test_pipeline_yields_a_sample_refer_seg_metric_scores(ade_root, xlmr_tokeniz
                                   np.stack(list(hand_decode(info['seg_map_path']).values())))
     assert data_sample.text == info['text'] and len(data_sample.text_ids) == len(info['text'])
     assert max(packed['inputs']['img'].shape[1:]) == 128
-    assert tuple(packed['inputs']['beit_img'].shape) == (3, 32, 32)
+    assert tuple(packed['inputs']['mm_img'].shape) == (3, 32, 32)
 
     # a perfect prediction scores 100; an empty one 0
     metric = ReferSegMetric(metric=('cIoU', 'gIoU'))

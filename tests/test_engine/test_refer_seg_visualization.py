@@ -14,8 +14,8 @@ from mmengine.structures import InstanceData
 from mmevf.engine.hooks import ReferSegVisualizationHook
 from mmevf.engine.hooks.visualization_hook import distinct_objects_first
 from mmevf.visualization import ReferSegVisualizer
-from mmevf.visualization.refer_seg_visualizer import (GT_COLOR, PRED_COLOR, make_contact_sheet,
-                                                      mask_iou)
+from mmevf.visualization.refer_seg_visualizer import (BOX_COLOR, GT_COLOR, POINT_COLORS,
+                                                      PRED_COLOR, make_contact_sheet, mask_iou)
 
 
 def grey(h: int, w: int) -> np.ndarray:
@@ -77,6 +77,29 @@ def test_upscaling_only_small_images(request):
     mask = np.zeros((600, 300), bool)
     assert big.draw_expression(grey(600, 300), 'x', mask, mask).shape == (600, 300, 3)
     assert big.draw_expression(grey(256, 192), 'x').shape == (512, 384, 3)
+
+
+def test_point_and_box_prompts_drawn(visualizer):
+    """An expression's prompts from its data sample: foreground points green, background red
+    (each ringed in white), the box's outline yellow, at the upscaled positions, under the
+    caption; an expression without prompts gets none of these colours."""
+    sample = DetDataSample(metainfo=dict(text=['box + 2 points', 'text only']))
+    sample.pred_instances = InstanceData(masks=torch.zeros(2, 160, 256, dtype=torch.bool))
+    sample.prompt_points = [torch.tensor([[40., 30.], [200., 120.]], dtype=torch.float64), None]
+    sample.prompt_point_labels = [torch.tensor([1, 0]), None]
+    sample.prompt_boxes = [torch.tensor([100., 50., 180., 140.], dtype=torch.float64), None]
+    visualizer.add_datasample('img', grey(160, 256), sample, draw_gt=False)
+    picture, plain = visualizer.drawings  # upscaled x2 (long side 512)
+    assert picture.shape == (320, 512, 3)
+    assert tuple(picture[60, 80]) == POINT_COLORS[1]  # (40, 30) x 2
+    assert tuple(picture[240, 400]) == POINT_COLORS[0]
+    assert count(picture[50:70, 70:90], POINT_COLORS[1]) >= 100  # a disc, not a dot
+    assert (picture[60, 66:74] >= 240).all(-1).any()  # its white ring, left of it
+    for y, x in ((100, 280), (280, 280), (190, 200), (190, 360)):  # the box's four sides
+        assert count(picture[y - 2:y + 3, x - 2:x + 3], BOX_COLOR) > 0, (y, x)
+    assert count(picture[110:270, 210:350], BOX_COLOR) == 0  # an outline, not filled
+    for color in (*POINT_COLORS.values(), BOX_COLOR):
+        assert count(plain, color) == 0
 
 
 def test_both_empty_masks_iou_one():

@@ -4,7 +4,7 @@ import glob
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from tests.test_tools.test_train_resume import ROOT, tiny_cfg
+from tests.fixtures.tiny_runs import ROOT, tiny_cfg
 
 
 def test_tensorboard_base_writes_event_files(synthref_root, tmp_path):

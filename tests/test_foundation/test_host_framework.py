@@ -1,6 +1,6 @@
 """`import mmevf` inside a plain mmdet job (as its `custom_imports` would) changes nothing but
-what the README's table of fixes lists: the local checkpoint loader. The same run, with and
-without mmevf imported, trains to the same weights and leaves the same process state."""
+what docs/advanced_guides/dependency_fixes.md lists: the local checkpoint loader. The same run,
+with and without mmevf imported, trains to the same weights and leaves the same process state."""
 import json
 import subprocess
 import sys

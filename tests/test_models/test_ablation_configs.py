@@ -77,7 +77,7 @@ def lookup(cfg: Config, dotted: str):
 def test_resolved_config_matches_its_row(repo_root, config):
     cfg = resolved(repo_root, config)
     trainable, switches = ROWS[config]
-    default = FULL_DIT if cfg.model.type == 'DITSam' else FULL_EVF
+    default = FULL_DIT if cfg.model.type == 'DITSAM' else FULL_EVF
     assert tuple(cfg.model.get('trainable', default)) == trainable
     for key, value in switches.items():
         assert lookup(cfg, key) == value, key

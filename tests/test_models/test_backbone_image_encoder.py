@@ -166,6 +166,6 @@ def test_dit_refuses_another_image_encoder(repo_root):
     cfg = Config.fromfile(str(repo_root / 'configs/dit/l-dit-tiny_synthref.py'))
     cfg.model.image_encoder = dict(type='BackboneImageEncoder', img_size=256, embed_dims=64,
                                    backbone=dict(VITSAM, out_channels=64))
-    with pytest.raises(TypeError, match='DITSam needs SAMImageEncoder .* got '
+    with pytest.raises(TypeError, match='DITSAM needs SAMImageEncoder .* got '
                                         'BackboneImageEncoder'):
         MODELS.build(cfg.model)

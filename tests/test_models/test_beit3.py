@@ -173,11 +173,17 @@ def save_official(state: dict, path) -> None:
     torch.save({'model': model, 'args': None}, path)
 
 
+def official_init(path) -> dict:
+    """The init_cfg reading an official BEiT-3 file (scoped: no runner here)."""
+    return dict(type='mmevf.StrictPretrained', checkpoint=str(path), layout='beit3',
+                prefix='mm_encoder.')
+
+
 def test_pretrained_official_checkpoint(tiny_pair, tmp_path):
     _, ours = tiny_pair
     path = tmp_path / 'beit3_tiny.pth'
     save_official(ours.state_dict(), path)
-    loaded = BEiT3MultiwayEncoder(arch=TINY, vocab_size=VOCAB, pretrained=str(path))
+    loaded = BEiT3MultiwayEncoder(arch=TINY, vocab_size=VOCAB, init_cfg=official_init(path))
     loaded.init_weights()
     for key, value in ours.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
@@ -190,10 +196,12 @@ def test_pretrained_errors(tiny_pair, tmp_path):
     path = tmp_path / 'incomplete.pth'
     save_official(state, path)
     with pytest.raises(ValueError, match='encoder.layers.1.ffn.B.fc2.bias'):
-        BEiT3MultiwayEncoder(arch=TINY, vocab_size=VOCAB, pretrained=str(path)).init_weights()
-    missing = str(tmp_path / 'nowhere.pth')
+        BEiT3MultiwayEncoder(arch=TINY, vocab_size=VOCAB,
+                             init_cfg=official_init(path)).init_weights()
+    missing = tmp_path / 'nowhere.pth'
     with pytest.raises(FileNotFoundError, match='nowhere.pth'):
-        BEiT3MultiwayEncoder(arch=TINY, vocab_size=VOCAB, pretrained=missing).init_weights()
+        BEiT3MultiwayEncoder(arch=TINY, vocab_size=VOCAB,
+                             init_cfg=official_init(missing)).init_weights()
 
 
 def test_reference_init():

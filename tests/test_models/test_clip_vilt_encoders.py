@@ -287,8 +287,8 @@ def test_vilt_errors(vilt_folder, tmp_path):
 ENCODERS = {
     # name: (mm_encoder, projector token, mm_encoder_image, preprocessor)
     'clip-late-fusion': (dict(type='CLIPEncoder'), 'cls_concat', True,
-                         dict(beit_mean=[0.48145466, 0.4578275, 0.40821073],
-                              beit_std=[0.26862954, 0.26130258, 0.27577711], pad_token_id=1)),
+                         dict(mm_mean=[0.48145466, 0.4578275, 0.40821073],
+                              mm_std=[0.26862954, 0.26130258, 0.27577711], pad_token_id=1)),
     'clip-text-only': (dict(type='CLIPEncoder', with_vision=False), 'text_cls', False,
                        dict(pad_token_id=1)),
     'vilt': (dict(type='ViLTEncoder'), 'image_cls', True, dict(pad_token_id=0)),
@@ -313,7 +313,7 @@ def test_encoder_prompts_evf_sam(name, clip_folder, vilt_folder, synthref_root):
     model.init_weights()
     steps = [dict(s, tokenizer=folder) if s['type'] == 'TokenizeText' else s
              for s in cfg.test_pipeline]
-    steps = [dict(s, beit_size=SIDE if with_image else None) if s['type'] == 'SAMResize' else s
+    steps = [dict(s, mm_size=SIDE if with_image else None) if s['type'] == 'SAMResize' else s
              for s in steps]
     from mmevf.datasets import ReferSegDataset
     dataset = ReferSegDataset(
@@ -322,12 +322,12 @@ def test_encoder_prompts_evf_sam(name, clip_folder, vilt_folder, synthref_root):
         text_mode='original', pipeline=Compose([TRANSFORMS.build(s) for s in steps]))
     data = model.data_preprocessor(pseudo_collate([dataset[0], dataset[1]]), training=True)
     inputs, samples = data['inputs'], data['data_samples']
-    assert ('beit_img' in inputs) == with_image
+    assert ('mm_img' in inputs) == with_image
 
     model.eval()
     with torch.no_grad():
         prompts = model.encode_prompts(inputs)
-        tokens = model.mm_encoder(inputs['beit_img'][inputs['expr_image_index']]
+        tokens = model.mm_encoder(inputs['mm_img'][inputs['expr_image_index']]
                                   if with_image else None,
                                   inputs['text_ids'], inputs['text_padding_mask'])
     num_vision = model.mm_encoder.num_vision_tokens if with_image else 0

@@ -3,49 +3,21 @@ inferencer run it unchanged (only data paths differ from the shipped config)."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import mmcv
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fixtures.tiny_runs import ROOT, dit_tiny_cfg
+
 CONFIG = ROOT / 'configs/dit/l-dit-tiny_synthref.py'
-
-
-def local_cfg(synthref_root: Path, work_dir: Path, config: Path = CONFIG) -> Config:
-    """A tiny DIT config (the tiny L-DIT's by default) on the test's SynthRef (40 images),
-    2 iterations, no workers."""
-    cfg = Config.fromfile(str(config))
-    # the inferencer reads the top-level test_pipeline, the runner the datasets' pipelines
-    for transform in cfg.train_pipeline + cfg.test_pipeline:
-        if transform.type == 'TokenizeText':
-            transform.tokenizer = str(synthref_root / 'bert_tokenizer')
-    loaders = [cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader]
-    for loader in loaders:
-        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
-        datasets = loader.dataset.get('datasets', [loader.dataset])
-        for dataset in datasets:
-            dataset.data_root = str(synthref_root)
-            if loader is not cfg.train_dataloader:
-                dataset.indices = 2  # two images per split keep evaluation short
-            for transform in dataset.pipeline:
-                if transform.type == 'TokenizeText':
-                    transform.tokenizer = str(synthref_root / 'bert_tokenizer')
-    cfg.merge_from_dict({
-        'work_dir': str(work_dir), 'train_cfg.max_iters': 2, 'train_cfg.val_interval': 100,
-        'default_hooks.checkpoint.interval': 2, 'default_hooks.checkpoint.save_best': None,
-        'default_hooks.logger.interval': 1,
-        'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=False)]})
-    return cfg
 
 
 @pytest.fixture(scope='module')
 def trained(synthref_root, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('dit_run')
-    cfg = local_cfg(synthref_root, work_dir)
+    cfg = dit_tiny_cfg(synthref_root, work_dir)
     runner = Runner.from_cfg(cfg)
     runner.train()
     losses = list(runner.message_hub.get_scalar('train/loss').data[0])
@@ -60,7 +32,7 @@ def test_two_iterations_train(trained):
     assert all(torch.isfinite(torch.tensor(trained['losses'])))
     assert trained['checkpoint'].is_file()
     model = trained['runner'].model
-    assert type(model).__name__ == 'DITSam'
+    assert type(model).__name__ == 'DITSAM'
     # AdamW moved every trained projection away from its zero initialisation
     assert all(p.any() for p in model.injector.layer_projs.parameters())
 

@@ -1,4 +1,4 @@
-"""DITSam and its BERT text encoder: an official sam_vit_b-layout checkpoint loads strictly,
+"""DITSAM and its BERT text encoder: an official sam_vit_b-layout checkpoint loads strictly,
 a tiny BERT and vocabulary built offline, the decoder ignores text padding, gradients reach
 exactly the parameters each paper setting trains (dit.md P7), and the model's modes."""
 from pathlib import Path
@@ -74,18 +74,23 @@ def test_tiny_bert_and_vocab_offline(bert_vocab, tmp_path):
     last.load_state_dict(enc.state_dict())
     torch.testing.assert_close(last(ids['input_ids'], pad)[0], ref.last_hidden_state)
     assert enc.unused_parameter_prefixes() == ('bert.pooler.', 'bert.encoder.layer.1.')
-    # a transformers folder loads strictly through `pretrained` (init_cfg, 'bert' layout)
+    # a transformers folder loads strictly through init_cfg ('bert' layout)
     BertModel(BertConfig(**BERT_TINY)).save_pretrained(str(tmp_path / 'bert'))
-    loaded = BertTextEncoder(config=BERT_TINY, pretrained=str(tmp_path / 'bert'), output_layer=2)
+
+    def bert_init(folder: str) -> dict:  # scoped: no runner here
+        return dict(type='mmevf.StrictPretrained', checkpoint=str(tmp_path / folder),
+                    layout='bert', prefix='text_encoder.')
+
+    loaded = BertTextEncoder(config=BERT_TINY, init_cfg=bert_init('bert'), output_layer=2)
     loaded.init_weights()
     saved = BertModel.from_pretrained(str(tmp_path / 'bert')).state_dict()
     assert all(torch.equal(v, saved[k]) for k, v in loaded.bert.state_dict().items())
     with pytest.raises(FileNotFoundError, match='config.json'):
-        BertTextEncoder(config=BERT_TINY, pretrained=str(tmp_path / 'none'),
+        BertTextEncoder(config=BERT_TINY, init_cfg=bert_init('none'),
                         output_layer=2).init_weights()
     with pytest.raises(ValueError, match='does not fit BertTextEncoder: shape mismatch'):
         BertTextEncoder(config=dict(BERT_TINY, hidden_size=32),
-                        pretrained=str(tmp_path / 'bert'), output_layer=2).init_weights()
+                        init_cfg=bert_init('bert'), output_layer=2).init_weights()
     with pytest.raises(ValueError, match='output_layer'):
         BertTextEncoder(config=BERT_TINY, output_layer=3)
     frozen = BertTextEncoder(config=BERT_TINY, output_layer=2, frozen=True).train()
@@ -96,7 +101,7 @@ def test_tiny_bert_and_vocab_offline(bert_vocab, tmp_path):
 # ---------------------------------------------------------------------- SAM checkpoint
 def test_official_sam_vit_b_checkpoint_loads_strictly(tmp_path):
     """segment_anything's own vit_b at real size (random weights), saved as the official
-    .pth is (a plain state dict), fills DITSam's SAM parts key for key."""
+    .pth is (a plain state dict), fills DITSAM's SAM parts key for key."""
     from segment_anything import sam_model_registry
     torch.manual_seed(0)
     official = sam_model_registry['vit_b']().state_dict()

@@ -1,8 +1,7 @@
 """The tiny SynthRef twins of the DIT paper's new variants (the "Default" baseline and its deeper
 decoders, the cross-attention injections, static prompts) train 2 iterations through mmengine's
-Runner and pass tools/test.py unchanged (only data paths differ from the shipped configs)."""
-import os
-import subprocess
+Runner and pass tools/test.py unchanged (only data paths differ from the shipped configs).
+tools/test.py runs in-process here: test_dit_runner.py runs it as a subprocess once."""
 import sys
 from pathlib import Path
 
@@ -11,7 +10,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from .test_dit_runner import local_cfg as runner_cfg
+from tests.conftest import load_tool
+from tests.fixtures.tiny_runs import dit_tiny_cfg
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ['default-tiny_synthref.py', 'default-add2-tiny_synthref.py',
@@ -22,7 +22,7 @@ TINY = ['default-tiny_synthref.py', 'default-add2-tiny_synthref.py',
 
 def local_cfg(config: str, synthref_root: Path, work_dir: Path) -> Config:
     """A tiny twin on the test's SynthRef (40 images), 2 iterations, no workers."""
-    return runner_cfg(synthref_root, work_dir, ROOT / 'configs/dit' / config)
+    return dit_tiny_cfg(synthref_root, work_dir, ROOT / 'configs/dit' / config)
 
 
 @pytest.fixture(scope='module', params=TINY)
@@ -38,7 +38,7 @@ def trained(request, synthref_root, tmp_path_factory):
                 checkpoint=work_dir / 'iter_2.pth')
 
 
-def test_two_iterations_and_tools_test(trained, tmp_path):
+def test_two_iterations_and_tools_test(trained, tmp_path, monkeypatch, capsys):
     assert len(trained['losses']) == 2
     assert all(torch.isfinite(torch.tensor(trained['losses'])))
     assert trained['checkpoint'].is_file()
@@ -52,12 +52,11 @@ def test_two_iterations_and_tools_test(trained, tmp_path):
         assert len(model.injector.text_maps) == 4 and len(model.injector.layer_projs) == 0
     else:
         assert model.injector.static_prompts is not None
-    proc = subprocess.run(
-        [sys.executable, 'tools/test.py', str(trained['config']), str(trained['checkpoint']),
-         '--work-dir', str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1'))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    table = proc.stdout[proc.stdout.index('split '):].splitlines()
+    monkeypatch.setattr(sys, 'argv', ['tools/test.py', str(trained['config']),
+                                      str(trained['checkpoint']), '--work-dir', str(tmp_path)])
+    load_tool('test').main()
+    stdout = capsys.readouterr().out
+    table = stdout[stdout.index('split '):].splitlines()
     assert [line.split()[0] for line in table[2:5]] == [
         'synthref_val', 'synthref_testA', 'synthref_testB']
     assert 'mIoU' in table[0].split()  # DIT's metric list

@@ -237,7 +237,7 @@ def test_text_only_baseline_ignores_the_image(photo, xlmr_tokenizer_dir):
                                                                   text=EXPRESSIONS))]))
     with torch.no_grad():
         prompts = model.encode_prompts(data['inputs'])
-        data['inputs']['beit_img'] = torch.randn_like(data['inputs']['beit_img'])
+        data['inputs']['mm_img'] = torch.randn_like(data['inputs']['mm_img'])
         torch.testing.assert_close(model.encode_prompts(data['inputs']), prompts)
     assert prompts.shape == (3, 1, PROMPT_DIM)
 
@@ -253,7 +253,7 @@ def test_parameters_only_bf16_cast_as_deepspeed(photo, xlmr_tokenizer_dir):
     assert model.data_preprocessor.mean.dtype == torch.float32
     sample = training_sample(photo, xlmr_tokenizer_dir)
     data = model.data_preprocessor(pseudo_collate([sample]), training=True)
-    assert data['inputs']['img'].dtype == data['inputs']['beit_img'].dtype == torch.float32
+    assert data['inputs']['img'].dtype == data['inputs']['mm_img'].dtype == torch.float32
     losses = model(**data, mode='loss')
     sum(losses.values()).backward()
     assert all(torch.isfinite(v) for v in losses.values())

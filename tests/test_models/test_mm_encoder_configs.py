@@ -105,7 +105,7 @@ def test_row_switches_and_preprocessing(name):
     assert tuple(model.trainable) == tuple(Config.fromfile(str(ROOT / BEIT3L)).model.trainable)
     assert model.mm_encoder.pretrained == row['folder']
     preprocessor = model.data_preprocessor
-    assert (preprocessor.beit_mean, preprocessor.beit_std) == (row['mean'], row['std'])
+    assert (preprocessor.mm_mean, preprocessor.mm_std) == (row['mean'], row['std'])
     assert preprocessor.pad_token_id == row['pad']
     # every pipeline: the encoder's input side, tokenizer folder and text length
     pipelines = [cfg.train_pipeline, cfg.test_pipeline, cfg.val_dataloader.dataset.pipeline]
@@ -114,7 +114,7 @@ def test_row_switches_and_preprocessing(name):
     assert len(pipelines) == 3 + 4 + 8
     for pipeline in pipelines:
         steps = {s.type: s for s in pipeline}
-        assert steps['SAMResize'].beit_size == row['side']
+        assert steps['SAMResize'].mm_size == row['side']
         assert steps['TokenizeText'].tokenizer == row['folder']
         assert steps['TokenizeText'].max_length == row['max_length']
     # ... and they fit the encoder the config builds
@@ -125,7 +125,7 @@ def test_row_switches_and_preprocessing(name):
     preprocess = MODELS.build(preprocessor)
     mean = torch.tensor(row['mean']).view(3, 1, 1).expand(3, 4, 4)
     std = torch.tensor(row['std']).view(3, 1, 1)
-    normalised = preprocess.beit_images([mean, mean + std])
+    normalised = preprocess.mm_images([mean, mean + std])
     torch.testing.assert_close(normalised[0], torch.zeros(3, 4, 4))
     torch.testing.assert_close(normalised[1], torch.ones(3, 4, 4))
     if not osp.isdir(ROOT / row['folder']):  # without the weights, loading names the folder

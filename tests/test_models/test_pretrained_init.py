@@ -1,6 +1,6 @@
 """One way to load weights: init_cfg=dict(type='StrictPretrained', ...) reads official SAM and
 BEiT-3 files (raw keys or through their layout); mmengine's 'Pretrained' keeps its own meaning;
-the older pretrained= spelling is the same StrictPretrained entry."""
+the modules take no pretrained= argument beside it."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -62,18 +62,26 @@ def test_official_files_load_through_init_cfg(tmp_path, cfg, layout, file_layout
         module.init_weights()
 
 
-def test_sam_layout_fills_the_prompt_head_and_pretrained_is_the_same_entry(tmp_path):
+def test_sam_layout_fills_the_prompt_head(tmp_path):
     init_default_scope('mmevf')
     encoder, head = perturbed_state(TINY_SAM), perturbed_state(TINY_HEAD)
     path = tmp_path / 'sam_vit_tiny.pth'
     torch.save(sam_file(encoder, head), path)
-    by_init_cfg = MODELS.build(dict(TINY_HEAD, init_cfg=dict(
+    module = MODELS.build(dict(TINY_HEAD, init_cfg=dict(
         type='StrictPretrained', checkpoint=str(path), layout='sam', prefix='prompt_head.')))
-    by_pretrained = MODELS.build(dict(TINY_HEAD, pretrained=str(path)))
-    assert by_pretrained.init_cfg == [dict(by_init_cfg.init_cfg, type='mmevf.StrictPretrained')]
-    for module in (by_init_cfg, by_pretrained):
-        module.init_weights()
-        assert_loaded(module, head)
+    module.init_weights()
+    assert_loaded(module, head)
+
+
+@pytest.mark.parametrize('cfg', [TINY_SAM, TINY_BEIT, TINY_HEAD,
+                                 dict(type='BertTextEncoder', config=dict(
+                                     hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=32), output_layer=1)],
+                         ids=lambda cfg: cfg['type'])
+def test_init_cfg_is_the_one_way(cfg):
+    """The first release's pretrained= argument is gone: init_cfg is mmengine's one way."""
+    with pytest.raises(TypeError, match='pretrained'):
+        MODELS.build(dict(cfg, pretrained='weights.pth'))
 
 
 def test_pretrained_is_mmengines_and_reads_safetensors(tmp_path):

@@ -125,17 +125,17 @@ def test_sam_attention_and_block_equal_segment_anything(window, grid, table_grid
         torch.testing.assert_close(ours, ref, atol=1e-10, rtol=1e-10)
 
 
-def test_rel_pos_channels_give_sams_bias():
-    """The folded-channel form (kept for callers; importable from dit_text_injector too)."""
-    from mmevf.models.injectors.dit_text_injector import rel_pos_channels, split_heads
-    assert rel_pos_channels is core.rel_pos_channels and split_heads is core.split_heads
+def test_rel_pos_terms_give_sams_bias():
+    """The bias of query i and key (kh, kw) is rel_h[i, kh] + rel_w[i, kw]: SAM's
+    add_decomposed_rel_pos, whose (N, N) sum the attention core never builds whole."""
     torch.manual_seed(0)
     q = torch.randn(2, 3, 4 * 5, 8, dtype=torch.float64)
     rel_pos = (torch.randn(7, 8, dtype=torch.float64), torch.randn(9, 8, dtype=torch.float64))
-    q_rel, k_rel = core.rel_pos_channels(q, *rel_pos, (4, 5))
+    rel_h, rel_w = core.rel_pos_terms(q, *rel_pos, (4, 5))
+    bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(2, 3, 20, 20)
     zeros = torch.zeros(6, 20, 20, dtype=torch.float64)
     ref = add_decomposed_rel_pos(zeros, q.reshape(6, 20, 8), *rel_pos, (4, 5), (4, 5))
-    torch.testing.assert_close(q_rel @ k_rel.T, ref.reshape(2, 3, 20, 20), atol=1e-12, rtol=0)
+    torch.testing.assert_close(bias, ref.reshape(2, 3, 20, 20), atol=1e-12, rtol=0)
 
 
 TINY = dict(embed_dim=64, depth=3, num_heads=4, global_attn_indexes=(1, ))

@@ -5,7 +5,7 @@ ViT-B / L / H widths, heads, window 14 and the 1024² grid (64 x 64 tokens, wind
 To keep the unit run short the depth is cut to two blocks, one windowed and one global (the two
 kinds of attention; every further block repeats one of them); still ~10 s per arch on two
 cores, hence ``slow``. Full-depth figures are measured by
-``tools/analysis/benchmark.py --sam-encoder --arch vit_{b,l,h}`` (max |diff| printed)."""
+``tools/analysis/benchmark_sam_encoder.py --arch vit_{b,l,h}`` (max |diff| printed)."""
 import pytest
 import torch
 

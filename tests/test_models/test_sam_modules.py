@@ -16,6 +16,11 @@ HEAD_CFG = dict(embed_dim=DIM, image_embedding_size=EMB, input_image_size=IMG,
                 iou_head_hidden_dim=32, transformer=dict(depth=2, mlp_dim=64, num_heads=2))
 
 
+def sam_init(path: str, prefix: str) -> dict:
+    """The init_cfg loading one part of an official-layout SAM file (scoped: no runner here)."""
+    return dict(type='mmevf.StrictPretrained', checkpoint=path, layout='sam', prefix=prefix)
+
+
 def tiny_sam() -> Sam:
     """A small SAM built from segment_anything's classes, weights moved off their init."""
     torch.manual_seed(0)
@@ -48,8 +53,8 @@ def sam_file(tmp_path_factory):
 @pytest.fixture(scope='module')
 def modules(sam_file):
     _, path = sam_file
-    encoder = SAMImageEncoder(**ENCODER_CFG, pretrained=path)
-    head = SAMPromptHead(**HEAD_CFG, pretrained=path)
+    encoder = SAMImageEncoder(**ENCODER_CFG, init_cfg=sam_init(path, 'image_encoder.'))
+    head = SAMPromptHead(**HEAD_CFG, init_cfg=sam_init(path, 'prompt_head.'))
     encoder.init_weights()
     head.init_weights()
     return encoder, head.eval()
@@ -205,9 +210,9 @@ def test_wrong_shape_names_key(sam_file, tmp_path):
     path = str(tmp_path / 'bad.pth')
     torch.save(state, path)
     with pytest.raises(ValueError, match=r'pos_embed: file \(1, 4, 4, 8\) vs model'):
-        SAMImageEncoder(**ENCODER_CFG, pretrained=path).init_weights()
+        SAMImageEncoder(**ENCODER_CFG, init_cfg=sam_init(path, 'image_encoder.')).init_weights()
     with pytest.raises(ValueError, match=r'mask_decoder.iou_token.weight: file \(1, 16\)'):
-        SAMPromptHead(**HEAD_CFG, pretrained=path).init_weights()
+        SAMPromptHead(**HEAD_CFG, init_cfg=sam_init(path, 'prompt_head.')).init_weights()
 
 
 def test_frozen_encoder():
@@ -230,8 +235,8 @@ def test_parent_init_weights_keeps_loaded_weights(sam_file):
 
         def __init__(self):
             super().__init__(init_cfg=dict(type='Constant', val=0.0, layer=['Linear', 'Conv2d']))
-            self.encoder = SAMImageEncoder(**ENCODER_CFG, pretrained=path)
-            self.head = SAMPromptHead(**HEAD_CFG, pretrained=path)
+            self.encoder = SAMImageEncoder(**ENCODER_CFG, init_cfg=sam_init(path, 'image_encoder.'))
+            self.head = SAMPromptHead(**HEAD_CFG, init_cfg=sam_init(path, 'prompt_head.'))
 
     parent = Parent()
     parent.init_weights()

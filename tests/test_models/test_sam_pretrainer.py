@@ -116,9 +116,11 @@ def test_converted_checkpoint_is_sam_layout_and_starts_evf_sam(tiny_sam_run, tmp
     sam.load_state_dict(state, strict=True)
     assert torch.equal(state['mask_decoder.iou_token.weight'],
                        trained['prompt_head.mask_decoder.iou_token.weight'])
-    # the tiny EVF-SAM reads it through pretrained=, as the paper's configs read sam_vit_h
+    # the tiny EVF-SAM reads it through init_cfg, as the paper's configs read sam_vit_h
     cfg = Config.fromfile(str(ROOT / 'configs/evf_sam/evf-tiny_synthref.py')).model
-    cfg.image_encoder.pretrained = cfg.prompt_head.pretrained = str(dst)
+    for part in ('image_encoder', 'prompt_head'):
+        cfg[part].init_cfg = dict(type='mmevf.StrictPretrained', checkpoint=str(dst),
+                                  layout='sam', prefix=f'{part}.')
     cfg.image_encoder.frozen = True  # the paper's setting: SAM's image encoder stays frozen
     cfg.trainable = ('mm_encoder', 'projector', 'prompt_head')
     evf = MODELS.build(cfg)

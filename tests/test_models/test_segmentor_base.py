@@ -83,9 +83,10 @@ def test_group_by_image():
     assert [g.tolist() for g in groups] == [[0, 1], [], [2, 3, 4]]
 
 
-def test_first_release_names_still_build():
+def test_first_release_names_are_gone():
+    """One name per class: the first release's aliases are not registered."""
     init_default_scope('mmevf')
-    assert TRANSFORMS.get('EVFResize') is TRANSFORMS.get('SAMResize') is SAMResize
-    assert MODELS.get('EVFDataPreprocessor') is MODELS.get('SAMDataPreprocessor')
-    assert isinstance(MODELS.build(dict(type='EVFDataPreprocessor', pad_size=8)),
-                      SAMDataPreprocessor)
+    assert TRANSFORMS.get('SAMResize') is SAMResize
+    assert MODELS.get('SAMDataPreprocessor') is SAMDataPreprocessor
+    assert TRANSFORMS.get('EVFResize') is None
+    assert MODELS.get('EVFDataPreprocessor') is None

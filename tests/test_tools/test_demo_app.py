@@ -1,8 +1,8 @@
-"""tools/demo/app.py without a browser (FastAPI's TestClient): the page and its static files
-(nothing from elsewhere), masks equal to TextSegInferencer's, the [semantic] toggle, the image
-embedding cache (a second request on the same image does not run SAM's image encoder), points /
-boxes when the inferencer takes them, and bad input answered with a readable error while the
-server keeps serving."""
+"""The browser demo (tools/demo/) without a browser (FastAPI's TestClient): the page and its
+static files (nothing from elsewhere), masks equal to TextSegInferencer's, the [semantic]
+toggle, the image embedding LRU (a second request on the same image does not run SAM's image
+encoder), points / boxes when the inferencer takes them, and bad input answered with a
+readable error while the server keeps serving."""
 import base64
 import inspect
 from pathlib import Path
@@ -11,11 +11,8 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 
-from mmevf.apis import TextSegInferencer, resolve_config
-from mmevf.engine.runner_setup import register_all_modules
-from mmevf.registry import MODELS
+from mmevf.apis import TextSegInferencer
 from tests.conftest import load_tool
 
 pytest.importorskip('fastapi', reason='fastapi is not installed (requirements/demo.txt)')
@@ -23,47 +20,42 @@ pytest.importorskip('httpx', reason="httpx (FastAPI's TestClient) is not install
                     '(requirements/tests.txt)')
 from fastapi.testclient import TestClient  # noqa: E402
 
-demo = load_tool('demo/app')
+from tools.demo.embedding_lru import ImageEmbeddingLRU  # noqa: E402
+from tools.demo.server import STATIC_DIR, create_app  # noqa: E402
+from tools.demo.service import DemoService, list_examples  # noqa: E402
+
+demo = load_tool('demo/app')  # the command line
 CONFIG = 'evf-tiny_synthref'
 
 
 @pytest.fixture(scope='module')
-def demo_checkpoint(tmp_path_factory) -> Path:
-    """Random weights of the tiny config in MMEngine's checkpoint layout."""
-    register_all_modules()
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(resolve_config(CONFIG)).model)
-    path = tmp_path_factory.mktemp('demo_ckpt') / 'tiny.pth'
-    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
-    return path
-
-
-@pytest.fixture(scope='module')
-def inferencer(demo_checkpoint, synthref_root) -> TextSegInferencer:
-    return TextSegInferencer(CONFIG, weights=str(demo_checkpoint),
+def inferencer(tiny_checkpoint, synthref_root) -> TextSegInferencer:
+    return TextSegInferencer(CONFIG, weights=str(tiny_checkpoint),
                              tokenizer=str(synthref_root / 'tokenizer'), device='cpu',
                              show_progress=False)
 
 
 @pytest.fixture(scope='module')
-def reference(demo_checkpoint, synthref_root) -> TextSegInferencer:
+def reference(tiny_checkpoint, synthref_root) -> TextSegInferencer:
     """A second inferencer on the same weights, without the demo's cache."""
-    return TextSegInferencer(CONFIG, weights=str(demo_checkpoint),
+    return TextSegInferencer(CONFIG, weights=str(tiny_checkpoint),
                              tokenizer=str(synthref_root / 'tokenizer'), device='cpu',
                              show_progress=False)
 
 
 @pytest.fixture(scope='module')
 def service(inferencer, synthref_root):
-    service = demo.DemoService(inferencer, demo.list_examples(str(synthref_root / 'images'), 3),
-                               cache_size=4, model_name=CONFIG, weights='tiny.pth')
+    service = DemoService(inferencer, list_examples(str(synthref_root / 'images'), 3),
+                          cache_size=4, model_name=CONFIG, weights='tiny.pth')
+    assert inferencer.model.image_embedding_memo is service.cache
     yield service
-    service.cache.remove()
+    service.close()
+    assert inferencer.model.image_embedding_memo is None
 
 
 @pytest.fixture(scope='module')
 def client(service):
-    with TestClient(demo.create_app(service)) as client:
+    with TestClient(create_app(service)) as client:
         yield client
 
 
@@ -105,7 +97,7 @@ def test_page_and_static_files_work_offline(client):
     for name in ('app.js', 'style.css'):
         assert client.get(f'/static/{name}').status_code == 200
     # the page loads nothing from another host (no CDN at run time)
-    for path in demo.STATIC_DIR.iterdir():
+    for path in STATIC_DIR.iterdir():
         text = path.read_text()
         assert 'http://' not in text and 'https://' not in text and "'//" not in text, path
     assert client.get('/api/health').json()['status'] == 'ok'
@@ -189,44 +181,54 @@ def test_cached_masks_equal_uncached(client, reference, image_files):
                                   mask.astype(np.uint8) * 255)
 
 
-class FakeModel:
-    """A model whose ``image_embeddings`` records the batches it gets."""
+class FakeEncoder:
+    """An image encoder recording the batches it gets."""
 
     def __init__(self) -> None:
         self.batches = []
 
-    def image_embeddings(self, inputs, *args):
-        self.batches.append(inputs['img'].shape[0])
-        return inputs['img'].mean(dim=(2, 3), keepdim=True) * 2
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        self.batches.append(images.shape[0])
+        return images.mean(dim=(2, 3), keepdim=True) * 2
 
 
-def test_embedding_cache_lru():
-    model = FakeModel()
-    cache = demo.EmbeddingCache(model, size=2)
-    assert model.image_embeddings is cache
+def test_image_embedding_lru():
+    encoder, cache = FakeEncoder(), ImageEmbeddingLRU(size=2)
     a, b, c = (torch.full((3, 8, 8), float(v)) for v in (1, 2, 3))
-    out = model.image_embeddings(dict(img=torch.stack([a, b, a])))
-    assert model.batches == [2]  # a once, b once, in one pass
+    out = cache(torch.stack([a, b, a]), encoder)
+    assert encoder.batches == [2]  # a once, b once, in one pass
     torch.testing.assert_close(out, torch.stack([a, b, a]).mean(dim=(2, 3), keepdim=True) * 2)
-    model.image_embeddings(dict(img=a[None]))  # hit; a becomes the most recent
-    assert model.batches == [2] and cache.hits == 2 and cache.misses == 2
-    model.image_embeddings(dict(img=c[None]))  # evicts b, the least recently used
-    model.image_embeddings(dict(img=a[None]))
-    assert model.batches == [2, 1]
-    model.image_embeddings(dict(img=b[None]))
-    assert model.batches == [2, 1, 1] and len(cache.entries) == 2
-    # unrecognised calls pass through; remove() restores the method
-    model.image_embeddings(dict(img=a[None]), 'extra')
-    # batches carrying their embeddings (read from a cache on disk) pass through too
-    model.image_embeddings(dict(img=a[None], img_embed=torch.zeros(1, 3, 1, 1)))
-    assert model.batches == [2, 1, 1, 1, 1]
-    cache.remove()
-    assert model.image_embeddings.__func__ is FakeModel.image_embeddings
+    cache(a[None], encoder)  # hit; a becomes the most recent
+    assert encoder.batches == [2] and cache.hits == 2 and cache.misses == 2
+    cache(c[None], encoder)  # evicts b, the least recently used
+    cache(a[None], encoder)
+    assert encoder.batches == [2, 1]
+    cache(b[None], encoder)
+    assert encoder.batches == [2, 1, 1] and len(cache.entries) == 2
+    assert cache.stats() == dict(size=2, entries=2, hits=3, misses=4, encoder_runs=3)
     # size 0: no cache
-    demo.EmbeddingCache(model, size=0)
-    model.image_embeddings(dict(img=a[None]))
-    model.image_embeddings(dict(img=a[None]))
-    assert model.batches[-2:] == [1, 1]
+    cache, encoder = ImageEmbeddingLRU(size=0), FakeEncoder()
+    cache(a[None], encoder)
+    cache(a[None], encoder)
+    assert encoder.batches == [1, 1] and not cache.entries
+
+
+def test_segmentor_consults_the_memo(inferencer, tmp_path):
+    """The segmentor's image-embedding step goes through its ``image_embedding_memo`` (the
+    demo's LRU), unless its embedding is not the image's alone."""
+    model, previous = inferencer.model, inferencer.model.image_embedding_memo
+    images = torch.randn(2, 3, model.image_encoder.img_size, model.image_encoder.img_size)
+    calls = []
+    model.image_embedding_memo = lambda imgs, encode: (calls.append(len(imgs)), encode(imgs))[1]
+    try:
+        with torch.no_grad():
+            memoised = model.image_embeddings(dict(img=images))
+            model.image_embedding_cacheable = False  # e.g. DIT with its text injector
+            direct = model.image_embeddings(dict(img=images))
+    finally:
+        del model.image_embedding_cacheable
+        model.image_embedding_memo = previous
+    assert calls == [2] and torch.equal(memoised, direct)
 
 
 @pytest.mark.parametrize('body, status, message', [
@@ -286,11 +288,9 @@ def test_points_and_box(client, service, reference, image_files):
     example = list(service.examples)[0]
     height, width = mmcv.imread(str(service.examples[example])).shape[:2]
     point, box = [width / 2, height / 2, 1], [2, 3, width / 2, height / 2]
-    if not (service.accepts['points'] and service.accepts['boxes']):
-        reply = client.post('/api/segment', json=dict(example=example, texts=['a'],
-                                                      points=[point]))
-        assert reply.status_code == 400 and 'takes no points' in reply.json()['detail']
-        pytest.skip('this TextSegInferencer takes no points / boxes: the page hides them')
+    # the default model's TextSegInferencer takes SAM's points and boxes: the page shows them
+    assert service.accepts == dict(points=True, boxes=True)
+    assert client.get('/api/info').json()['points'] is True
     texts = ['the red circle', 'a square']
     reply = client.post('/api/segment', json=dict(example=example, texts=texts,
                                                   points=[point, [1, 1, 0]], box=box))
@@ -309,6 +309,27 @@ def test_points_and_box(client, service, reference, image_files):
     bad = client.post('/api/segment', json=dict(example=example, texts=['a'],
                                                 points=[[width + 5, 1, 1]]))
     assert bad.status_code == 400 and 'outside' in bad.json()['detail']
+
+
+def test_inferencer_without_points_and_boxes(client, service, monkeypatch):
+    """An inferencer that takes expressions only (another version's): the page is told to hide
+    the point / box tools, and a request carrying them is refused, not run without them."""
+    monkeypatch.setitem(service.accepts, 'points', False)
+    monkeypatch.setitem(service.accepts, 'boxes', False)
+    info = client.get('/api/info').json()
+    assert info['points'] is False and info['boxes'] is False
+    example = list(service.examples)[0]
+    reply = client.post('/api/segment', json=dict(example=example, texts=['a'],
+                                                  points=[[1, 1, 1]]))
+    assert reply.status_code == 400 and 'takes no points' in reply.json()['detail']
+    reply = client.post('/api/segment', json=dict(example=example, texts=['a'],
+                                                  box=[1, 1, 5, 5]))
+    assert reply.status_code == 400 and 'takes no boxes' in reply.json()['detail']
+    # a box alone is not taken for "SAM prompted by the box": there is no expression
+    reply = client.post('/api/segment', json=dict(example=example, texts=[], box=[1, 1, 5, 5]))
+    assert reply.status_code == 400
+    assert client.post('/api/segment', json=dict(example=example,
+                                                 texts=['a'])).status_code == 200
 
 
 def test_missing_checkpoint_says_run_make_demo(tmp_path, monkeypatch):

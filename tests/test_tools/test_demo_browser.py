@@ -22,7 +22,6 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 
 from tests.conftest import free_port
 
@@ -54,19 +53,6 @@ def browser_skip_reason():
     return None
 
 
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory) -> Path:
-    from mmevf.apis import resolve_config
-    from mmevf.engine.runner_setup import register_all_modules
-    from mmevf.registry import MODELS
-    register_all_modules()
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(resolve_config(CONFIG)).model)
-    path = tmp_path_factory.mktemp('demo_browser_ckpt') / 'tiny.pth'
-    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
-    return path
-
-
 def get_json(url: str, timeout: float = 5) -> dict:
     with urllib.request.urlopen(url, timeout=timeout) as reply:
         return json.load(reply)
@@ -78,13 +64,13 @@ def server(request, synthref_root, tmp_path_factory):
     reason = browser_skip_reason()
     if reason:
         pytest.skip(reason)
-    checkpoint = request.getfixturevalue('checkpoint')
+    tiny_checkpoint = request.getfixturevalue('tiny_checkpoint')
     port = free_port()
     log = tmp_path_factory.mktemp('demo_server') / 'server.log'
     # the same number of threads as this process: the reference masks are computed here
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(torch.get_num_threads()))
     cmd = [sys.executable, str(ROOT / 'tools' / 'demo' / 'app.py'), '--config', CONFIG,
-           '--weights', str(checkpoint), '--tokenizer', str(synthref_root / 'tokenizer'),
+           '--weights', str(tiny_checkpoint), '--tokenizer', str(synthref_root / 'tokenizer'),
            '--examples', str(synthref_root / 'images'), '--num-examples', '3',
            '--device', 'cpu', '--port', str(port)]
     with open(log, 'w') as log_file:
@@ -150,7 +136,7 @@ def decode_data_url_png(url: str) -> np.ndarray:
     return mmcv.imfrombytes(base64.b64decode(url.split(',', 1)[1]), flag='unchanged')
 
 
-def test_demo_in_chromium(server, driver, checkpoint, synthref_root, tmp_path):
+def test_demo_in_chromium(server, driver, tiny_checkpoint, synthref_root, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -185,7 +171,7 @@ def test_demo_in_chromium(server, driver, checkpoint, synthref_root, tmp_path):
                                  overlay) > 0  # the drawing is shown
     caption = figures[0].find_element(By.TAG_NAME, 'figcaption').text
 
-    reference = TextSegInferencer(CONFIG, weights=str(checkpoint),
+    reference = TextSegInferencer(CONFIG, weights=str(tiny_checkpoint),
                                   tokenizer=str(synthref_root / 'tokenizer'), device='cpu',
                                   show_progress=False)
     pred = reference(str(image), [text])['predictions'][0]

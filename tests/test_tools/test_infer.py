@@ -1,37 +1,21 @@
 """tools/infer.py: one overlay (with the expression drawn) and one binary mask PNG per
-expression, from a config name, a checkpoint and a tokenizer folder."""
-from pathlib import Path
+expression, from a config name, a tiny_checkpoint and a tokenizer folder."""
 
 import mmcv
 import numpy as np
 import pytest
-import torch
-from mmengine.config import Config
 
-from mmevf.apis import resolve_config
-from mmevf.registry import MODELS
-from mmevf.engine.runner_setup import register_all_modules
 from tests.conftest import load_tool
 
 
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory) -> Path:
-    register_all_modules()
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(resolve_config('evf-tiny_synthref')).model)
-    path = tmp_path_factory.mktemp('infer') / 'tiny.pth'
-    torch.save(dict(state_dict=model.state_dict()), path)
-    return path
-
-
-def test_infer_writes_overlays_and_masks(synthref_root, xlmr_tokenizer_dir, checkpoint,
+def test_infer_writes_overlays_and_masks(synthref_root, xlmr_tokenizer_dir, tiny_checkpoint,
                                          tmp_path, capsys):
     image = sorted((synthref_root / 'images').glob('*.jpg'))[0]
     expressions = ['the red circle left of the blue square', '[semantic] sky', 'leftmost zebra']
     out_dir = tmp_path / 'out'
     load_tool('infer').main([
         str(image), *expressions, '--config', 'evf-tiny_synthref', '--weights',
-        str(checkpoint), '--tokenizer', str(xlmr_tokenizer_dir), '--out-dir', str(out_dir),
+        str(tiny_checkpoint), '--tokenizer', str(xlmr_tokenizer_dir), '--out-dir', str(out_dir),
         '--device', 'cpu'
     ])
     original = mmcv.imread(str(image), channel_order='rgb')
@@ -46,15 +30,15 @@ def test_infer_writes_overlays_and_masks(synthref_root, xlmr_tokenizer_dir, chec
     assert (out_dir / 'preds' / f'{image.stem}.json').is_file()
 
 
-def test_infer_folder_bf16_and_errors(synthref_root, xlmr_tokenizer_dir, checkpoint, tmp_path):
+def test_infer_folder_bf16_and_errors(synthref_root, xlmr_tokenizer_dir, tiny_checkpoint, tmp_path):
     folder = tmp_path / 'images'
     folder.mkdir()
     for path in sorted((synthref_root / 'images').glob('*.jpg'))[:2]:
         (folder / path.name).write_bytes(path.read_bytes())
     infer = load_tool('infer')
-    args = ['--config', 'evf-tiny_synthref', '--weights', str(checkpoint), '--tokenizer',
+    args = ['--config', 'evf-tiny_synthref', '--weights', str(tiny_checkpoint), '--tokenizer',
             str(xlmr_tokenizer_dir), '--out-dir', str(tmp_path / 'out'), '--device', 'cpu']
-    results = infer.main([str(folder), 'red circle', 'blue square', *args, '--bf16'])
+    results = infer.main([str(folder), 'red circle', 'blue square', *args, '--dtype', 'bf16'])
     assert [r['masks'].shape[0] for r in results['predictions']] == [2, 2]
     assert len(list((tmp_path / 'out' / 'vis').glob('*.png'))) == 4
     with pytest.raises(ValueError, match='empty expression #1'):

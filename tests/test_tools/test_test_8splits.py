@@ -45,9 +45,9 @@ def test_eight_splits_in_one_run(synthref_root, xlmr_tokenizer_dir, tmp_path):
     for dataset in cfg.test_dataloader.dataset.datasets:
         dataset.data_root = str(data_root)
         for transform in dataset.pipeline:
-            if transform.type in ('SAMResize', 'EVFResize'):  # the tiny model's input sizes
+            if transform.type == 'SAMResize':  # the tiny model's input sizes
                 transform.update(sam_size=cfg.model.image_encoder.img_size,
-                                 beit_size=cfg.model.mm_encoder.img_size)
+                                 mm_size=cfg.model.mm_encoder.img_size)
             if transform.type == 'TokenizeText':
                 transform.tokenizer = str(xlmr_tokenizer_dir)
     config = tmp_path / 'tiny_8splits.py'

@@ -5,35 +5,23 @@ from pathlib import Path
 
 import mmcv
 import pytest
-import torch
 from mmengine.config import Config
 
-from mmevf.engine.runner_setup import register_all_modules
-from mmevf.registry import DATASETS, MODELS
+from mmevf.registry import DATASETS
 from tests.conftest import load_tool, synthref_dataset_cfg
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = str(ROOT / 'configs/evf_sam/evf-tiny_synthref.py')
 
 
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory) -> Path:
-    register_all_modules()
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(CONFIG).model)
-    path = tmp_path_factory.mktemp('text_following') / 'tiny.pth'
-    torch.save(dict(state_dict=model.state_dict()), path)
-    return path
-
-
-def test_prints_crossIoU_of_the_split(synthref_root, xlmr_tokenizer_dir, checkpoint, tmp_path,
+def test_prints_crossIoU_of_the_split(synthref_root, xlmr_tokenizer_dir, tiny_checkpoint, tmp_path,
                                        capsys):
     tool = load_tool('analysis/text_following')
     pipeline = Config.fromfile(CONFIG).val_dataloader.dataset.pipeline
     tokenize = [t['type'] for t in pipeline].index('TokenizeText')
     work_dir = tmp_path / 'work'
     metrics = tool.main([
-        CONFIG, str(checkpoint), '--split', 'val', '--work-dir', str(work_dir), '--cfg-options',
+        CONFIG, str(tiny_checkpoint), '--split', 'val', '--work-dir', str(work_dir), '--cfg-options',
         f'val_dataloader.dataset.data_root={synthref_root}/',
         f'val_dataloader.dataset.pipeline.{tokenize}.tokenizer={xlmr_tokenizer_dir}',
         'val_dataloader.num_workers=0',

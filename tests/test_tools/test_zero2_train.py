@@ -1,23 +1,11 @@
 """The tiny config's ZeRO-2 variant (FlexibleRunner + DeepSpeedStrategy, bf16) trains with two
 CPU processes through tools/dist_train.sh and a --resume repeats the uninterrupted run."""
-import re
 import shutil
-from pathlib import Path
 
 from mmengine.config import Config
 
-from tests.test_foundation.test_dist_train import free_port, run
-from tests.test_tools.test_train_resume import ROOT, tiny_cfg
-
-
-def losses(work_dir: Path) -> dict:
-    """{iteration: loss} from the text logs of every run in ``work_dir``."""
-    found = {}
-    for log in work_dir.glob('*/*.log'):
-        for it, loss in re.findall(r'Iter\(train\) \[(\d+)/\d+\].*? loss: ([\d.]+)',
-                                   log.read_text()):
-            found[int(it)] = float(loss)
-    return found
+from tests.conftest import free_port, run_command
+from tests.fixtures.tiny_runs import ROOT, logged_losses as losses, tiny_cfg
 
 
 def test_zero2_dist_train_and_resume(synthref_root, tmp_path):
@@ -28,8 +16,8 @@ def test_zero2_dist_train_and_resume(synthref_root, tmp_path):
     config = tmp_path / 'tiny_zero2.py'
     cfg.dump(str(config))
 
-    log = run(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
-               str(tmp_path / 'full')], PORT=str(free_port()))
+    log = run_command(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
+                       str(tmp_path / 'full')], PORT=str(free_port()))
     assert 'Distributed training: True' in log and 'GPU number: 2' in log
     shards = sorted(p.name for p in (tmp_path / 'full/iter_2.pth').iterdir())
     assert shards == ['bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt',
@@ -41,8 +29,9 @@ def test_zero2_dist_train_and_resume(synthref_root, tmp_path):
     resumed_dir = tmp_path / 'resumed'
     resumed_dir.mkdir()
     shutil.copytree(tmp_path / 'full/iter_2.pth', resumed_dir / 'iter_2.pth')
-    run(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir', str(resumed_dir),
-         '--resume', str(resumed_dir / 'iter_2.pth')], PORT=str(free_port()))
+    run_command(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
+                 str(resumed_dir), '--resume', str(resumed_dir / 'iter_2.pth')],
+                PORT=str(free_port()))
     resumed = losses(resumed_dir)
     assert sorted(resumed) == [3, 4]
     assert all(abs(resumed[i] - full[i]) < 1e-4 for i in (3, 4)), (resumed, full)

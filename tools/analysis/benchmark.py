@@ -1,12 +1,11 @@
 """Expressions per second of text-prompted segmentation, and why grouping matters.
 
-``python tools/analysis/benchmark.py [CONFIG] [--expressions 7] [--images 1] [--threads 2]``
+``python tools/analysis/benchmark.py [CONFIG] [--expressions 7] [--images 1] [--threads 2]
+[--dtype fp32|bf16]``
 
-``--train`` measures training steps instead, from cached SAM image embeddings against
-recomputing them (``tools/analysis/benchmark_train.py``, its options, e.g.
-``--train --images 2 --expressions 3 --steps 3``). ``--sam-encoder`` times SAM's image encoder
-alone, mmevf's fused attention against segment_anything's forward
-(``tools/analysis/benchmark_sam_encoder.py``, its options, e.g. ``--sam-encoder --memory``).
+Training steps, from cached SAM image embeddings against recomputing them, are measured by
+``tools/analysis/benchmark_train.py``; SAM's image encoder alone, mmevf's fused attention
+against segment_anything's forward, by ``tools/analysis/benchmark_sam_encoder.py``.
 
 With random weights at the scale of CONFIG (default BEiT-3-B + SAM ViT-B) on the CPU, measures
 expressions/s of
@@ -34,7 +33,8 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
-from mmevf.apis import TextSegInferencer
+from mmevf.apis import TextSegInferencer, pair_inputs
+from mmevf.utils import resolve_dtype
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:  # SynthRef's tokenizer trainer is imported from the repository root
@@ -49,7 +49,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--images', type=int, default=1, help='images per measurement')
     parser.add_argument('--image-size', type=int, nargs=2, default=(480, 640),
                         metavar=('H', 'W'), help='size of the (random) images')
-    parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'],
+    parser.add_argument('--dtype', default='fp32', choices=['fp32', 'bf16'],
                         help='dtype of the segmentation pipelines (BEiT-3 parity runs in fp32)')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
     parser.add_argument('--repeats', type=int, default=3, help='repeats of (a), (b), (c)')
@@ -90,7 +90,7 @@ def pipeline_modes(inferencer: TextSegInferencer, images: List[np.ndarray],
     # The floor's inputs: the grouped pipeline's own, prepared once, outside the timing.
     batches = []
     for image in images:
-        data = next(iter(inferencer.preprocess(inferencer.pair_inputs(image, texts))))
+        data = next(iter(inferencer.preprocess(pair_inputs(image, texts))))
         batches.append(model.data_preprocessor(data, False)['inputs'])
 
     def image_encoder():
@@ -123,13 +123,6 @@ def beit3_pair(encoder: torch.nn.Module):
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if '--train' in argv:  # training steps, cached embeddings against recomputed ones
-        from tools.analysis.benchmark_train import main as benchmark_train
-        return benchmark_train([a for a in argv if a != '--train'])
-    if '--sam-encoder' in argv:  # SAM's image encoder: fused attention against segment_anything
-        from tools.analysis.benchmark_sam_encoder import main as benchmark_sam_encoder
-        return benchmark_sam_encoder([a for a in argv if a != '--sam-encoder'])
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings('ignore')
@@ -144,7 +137,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             train_tokenizer(EXPRESSIONS, tmp)
             tokenizer = tmp
         inferencer = TextSegInferencer(args.config, tokenizer=tokenizer, device='cpu',
-                                       dtype=args.dtype, show_progress=False)
+                                       dtype=resolve_dtype(args.dtype), show_progress=False)
     model = inferencer.model
     params = sum(p.numel() for p in model.parameters()) / 1e6
     print(f'{osp.basename(args.config)}: {type(model).__name__} with random weights, '
@@ -166,18 +159,18 @@ def main(argv: Optional[List[str]] = None) -> None:
     encoder = model.mm_encoder.float()
     reference = beit3_pair(encoder)
     data = model.data_preprocessor(
-        next(iter(inferencer.preprocess(inferencer.pair_inputs(images[0], texts)))), False)
+        next(iter(inferencer.preprocess(pair_inputs(images[0], texts)))), False)
     inputs = {k: v.float() if v.is_floating_point() else v for k, v in data['inputs'].items()}
-    beit_images = inputs['beit_img'][inputs['expr_image_index']]
+    mm_images = inputs['mm_img'][inputs['expr_image_index']]
     text_ids, padding = inputs['text_ids'], inputs['text_padding_mask']
     with torch.inference_mode():
-        ours_out = encoder(beit_images, text_ids, padding)
-        ref_out = reference(visual_tokens=beit_images, textual_tokens=text_ids,
+        ours_out = encoder(mm_images, text_ids, padding)
+        ref_out = reference(visual_tokens=mm_images, textual_tokens=text_ids,
                             text_padding_position=padding)['encoder_out']
         diff = (ours_out - ref_out).abs().max().item()
         beit3 = interleaved(dict(
-            mmevf=lambda: encoder(beit_images, text_ids, padding),
-            torchscale=lambda: reference(visual_tokens=beit_images, textual_tokens=text_ids,
+            mmevf=lambda: encoder(mm_images, text_ids, padding),
+            torchscale=lambda: reference(visual_tokens=mm_images, textual_tokens=text_ids,
                                          text_padding_position=padding)), args.beit3_repeats)
     beit3_median = {name: statistics.median(t) for name, t in beit3.items()}
     print(f'  BEiT-3 batch {tuple(text_ids.shape)} (fp32, max |diff| {diff:.1e}): mmevf '

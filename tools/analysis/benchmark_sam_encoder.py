@@ -1,7 +1,7 @@
 """SAM's image encoder: mmevf's fused attention core against segment_anything's forward.
 
-``python tools/analysis/benchmark.py --sam-encoder [--arch vit_b] [--img-size 1024]
-[--repeats 3] [--threads N] [--no-bf16] [--memory]`` (or this script with the same options)
+``python tools/analysis/benchmark_sam_encoder.py [--arch vit_b] [--img-size 1024]
+[--repeats 3] [--threads N] [--dtype fp32 bf16] [--memory]``
 
 Builds one ``SAMImageEncoder`` with random weights (the relative-position tables and
 ``pos_embed``, zero at initialisation, filled with random values so that the rel-pos path is
@@ -13,10 +13,11 @@ exercised) and runs the same weights on one random image through
   rel-pos bias built for a block of queries at a time);
 - sam_encoder_bf16: the fast path on a bfloat16 copy of the encoder (when the CPU has bf16),
 
-fp32 unless named, interleaved repeat after repeat after one warm-up each, so that load changes
-hit all alike; medians are reported with the max |diff| of each output against
-segment_anything's fp32 output. The output ends with ``sam_encoder/segment_anything: N.Nx`` and
-``sam_encoder_bf16/segment_anything: N.Nx``.
+fp32 unless named (``--dtype`` picks the fast path's dtypes, both by default), interleaved
+repeat after repeat after one warm-up each, so that load changes hit all alike; medians are
+reported with the max |diff| of each output against segment_anything's fp32 output. The output
+ends with ``sam_encoder/segment_anything: N.Nx`` and ``sam_encoder_bf16/segment_anything:
+N.Nx``.
 
 ``--memory`` also measures the peak resident memory of one forward of a ViT-H encoder
 (``--memory-arch``) at ``--img-size`` in a fresh process per path (``VmHWM`` after resetting it
@@ -44,7 +45,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--img-size', type=int, default=1024)
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
     parser.add_argument('--repeats', type=int, default=3, help='interleaved repeats')
-    parser.add_argument('--no-bf16', action='store_true', help='skip the bfloat16 encoder')
+    parser.add_argument('--dtype', nargs='+', choices=['fp32', 'bf16'], default=['fp32', 'bf16'],
+                        help='dtypes of the fast path (bf16 where the CPU has it); '
+                        'segment_anything\'s fp32 forward is always the reference')
     parser.add_argument('--memory', action='store_true',
                         help='peak RSS of one forward per path, each in a fresh process')
     parser.add_argument('--memory-arch', default='vit_h', choices=['vit_b', 'vit_l', 'vit_h'])
@@ -144,18 +147,19 @@ def main(argv: Optional[List[str]] = None) -> None:
         return rss_child(args)
     encoder = random_encoder(args.arch, args.img_size)
     image = torch.randn(1, 3, args.img_size, args.img_size)
-    bf16 = not args.no_bf16 and bf16_supported()
+    bf16 = 'bf16' in args.dtype and bf16_supported()
     print(f'SAMImageEncoder {args.arch} at {args.img_size}², random weights (rel-pos tables '
           f'non-zero), batch 1, {torch.get_num_threads()} threads, median of {args.repeats} '
-          f'interleaved repeats{"" if bf16 else "; no bf16 (not supported here or --no-bf16)"}',
-          flush=True)
+          f'interleaved repeats'
+          f'{"" if bf16 else "; no bf16 (not supported here or not in --dtype)"}', flush=True)
 
     def run(model: SAMImageEncoder, fast: bool, x: torch.Tensor) -> torch.Tensor:
         model.fast_attention = fast
         return model(x)
 
-    fns = {'segment_anything': lambda: run(encoder, False, image),
-           'sam_encoder': lambda: run(encoder, True, image)}
+    fns = {'segment_anything': lambda: run(encoder, False, image)}
+    if 'fp32' in args.dtype:
+        fns['sam_encoder'] = lambda: run(encoder, True, image)
     if bf16:
         encoder_bf16 = copy.deepcopy(encoder).bfloat16()
         image_bf16 = image.bfloat16()

@@ -1,7 +1,7 @@
 """Training steps from cached SAM image embeddings against recomputing them.
 
-``python tools/analysis/benchmark.py --train [CONFIG] [--images 2] [--expressions 3]
-[--steps 3] [--warmup 1] [--threads N]`` (or this script with the same options)
+``python tools/analysis/benchmark_train.py [CONFIG] [--images 2] [--expressions 3]
+[--steps 3] [--warmup 1] [--threads N]``
 
 With random weights at the scale of CONFIG (default BEiT-3-B + SAM ViT-B, whose SAM encoder is
 frozen) on the CPU, times one training step — data preprocessor, forward, loss, backward and
@@ -16,8 +16,9 @@ AdamW step, ``model.train_step`` as the runner calls it, fp32 — on the same ba
 Reading an embedding file, like decoding and resizing an image, happens in the dataloader's
 workers, beside the step, and is not timed. The modes alternate, step after step, after
 ``--warmup`` steps each (the first also counts each mode's FLOPs: matrix products,
-convolutions, attention, forward and backward; their ratio is the compute bound of the
-speed-up), so that load changes hit both alike; medians are reported, and the output ends with
+convolutions, attention, forward and backward, on the reference path, see
+:func:`reference_path`; their ratio is the compute bound of the speed-up), so that load changes
+hit both alike; medians are reported, and the output ends with
 ``cached/recompute: N.Nx`` (how many times faster a cached step is).
 """
 import argparse
@@ -26,7 +27,8 @@ import statistics
 import sys
 import tempfile
 import warnings
-from typing import Callable, Dict, List, Optional
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
@@ -34,6 +36,7 @@ from mmdet.structures.mask import BitmapMasks
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import OptimWrapper
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmevf.apis import resolve_config
@@ -70,7 +73,7 @@ def make_batches(model: torch.nn.Module, cfg: Config, args: argparse.Namespace,
     rng = np.random.default_rng(0)
     height, width = args.image_size
     resize = SAMResize(sam_size=int(model.image_encoder.img_size),
-                       beit_size=int(cfg.model.mm_encoder.img_size))
+                       mm_size=int(cfg.model.mm_encoder.img_size))
     tokenize, pack = TokenizeText(tokenizer), PackReferInputs()
     samples = []
     for i in range(args.images):
@@ -113,6 +116,59 @@ def step_functions(model: torch.nn.Module,
             for mode, data in batches.items()}
 
 
+@contextmanager
+def reference_path(model: torch.nn.Module) -> Iterator[None]:
+    """Run ``model`` on its reference path, for counting FLOPs only.
+
+    torch's ``FlopCounterMode`` counts aten's matrix products, convolutions and the attention
+    kernels it knows. It does not see the fast SAM encoder's oneDNN linear layers
+    (``mmevf.models.layers.fused_linear``) nor the CPU flash attention kernel of
+    ``F.scaled_dot_product_attention``: counted as they run, the frozen encoder's FLOPs would
+    all but vanish from the recompute step and the bound would depend on the encoder's
+    implementation. Here every module with a ``fast_attention`` switch (``SAMImageEncoder``,
+    which DIT's injector follows) runs ``segment_anything``'s own forward, and SDPA its math
+    backend (the same two matrix products the counter credits to a fused kernel). The
+    arithmetic is the model's either way; the switches are restored afterwards.
+    """
+    switched = [m for m in model.modules()
+                if isinstance(getattr(m, 'fast_attention', None), bool)]
+    saved = [m.fast_attention for m in switched]
+    try:
+        for module in switched:
+            module.fast_attention = False
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
+    finally:
+        for module, value in zip(switched, saved):
+            module.fast_attention = value
+
+
+def onednn_linear_flops(*args, out_shape=None, **kwargs) -> int:
+    """FLOPs of oneDNN's ``mkldnn._linear_pointwise`` (``default``: x, weight, bias, attr,
+    ...; ``binary``: x, other, weight, bias, attr), counted as torch counts ``F.linear``:
+    2 x rows x K x M. Argument shapes, as ``FlopCounterMode`` hands them to a formula."""
+    x_shape = args[0]
+    weight_shape = args[1] if isinstance(args[3], str) else args[2]
+    rows = 1
+    for size in x_shape[:-1]:
+        rows *= size
+    return 2 * rows * x_shape[-1] * weight_shape[0]
+
+
+# ops the counter would not see: oneDNN's linear (mmevf.models.layers.fused_linear, which the
+# reference path leaves in no-grad regions outside SAM's encoder, e.g. a frozen BEiT-3)
+EXTRA_FLOP_FORMULAS = {torch.ops.mkldnn._linear_pointwise: onednn_linear_flops}
+
+
+def count_flops(model: torch.nn.Module, step: Callable[[], object]) -> int:
+    """FLOPs of one call of ``step`` (e.g. a training step of ``model``), counted on the
+    reference path: the same count whatever attention implementation ``model`` runs."""
+    with reference_path(model), FlopCounterMode(
+            display=False, custom_mapping=EXTRA_FLOP_FORMULAS) as counter:
+        step()
+    return counter.get_total_flops()
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -139,9 +195,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     for i in range(args.warmup):
         for mode, step in steps.items():
             if i == 0:  # the first warm-up step also counts the FLOPs (matmul, conv, attention)
-                with FlopCounterMode(display=False) as counter:
-                    step()
-                flops[mode] = counter.get_total_flops()
+                flops[mode] = count_flops(model, step)
             else:
                 step()
     if flops:

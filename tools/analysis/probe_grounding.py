@@ -77,7 +77,7 @@ class ProbeData:
 
     def __init__(self, tokenizer_path: str, img_size: int) -> None:
         self.tokenizer = build_tokenizer(tokenizer_path)
-        self.resize = SAMResize(beit_size=img_size)  # the view EVF-SAM's pipeline gives
+        self.resize = SAMResize(mm_size=img_size)  # the view EVF-SAM's pipeline gives
         # SynthRef fits whole; at 224² 2048 views take 1.2 GB
         self.view = functools.lru_cache(maxsize=2048)(self._read_view)
 
@@ -85,7 +85,7 @@ class ProbeData:
         image = cv2.imread(path)
         if image is None:
             raise FileNotFoundError(f'cannot read image {path}')
-        return (self.resize.beit_image(image) - 0.5) / 0.5
+        return (self.resize.mm_image(image) - 0.5) / 0.5
 
     def batch(self, items: List[Item]):
         text = self.tokenizer([t for _, t, _ in items], padding=True, return_tensors='pt')

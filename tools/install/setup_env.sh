@@ -52,12 +52,19 @@ if ! "$PY" -c 'import sam2' 2>/dev/null; then
 fi
 # deepspeed pulls a newer setuptools; mmengine 0.10.7 needs pkg_resources (setuptools<82).
 pip_install 'setuptools<82'
-pip_install --no-build-isolation --no-deps -e "$ROOT"
+# mmevf itself, editable. The install also puts mmevf's start-up hook in site-packages
+# (mmevf-import-hook.pth, mmevf/compat/import_hook.py), which lets mmdet / mmpretrain import
+# mmpretrain's models without `import mmevf` first. --use-pep517: pip builds the editable wheel
+# with this venv's setuptools (without it, setuptools' deprecated `setup.py develop` runs a
+# second pip that fetches the newest setuptools into an isolated build env, i.e. needs PyPI).
+pip_install --no-build-isolation --no-deps --use-pep517 -e "$ROOT"
 
 "$PY" - <<'EOF'
 import torch, mmcv, mmengine, mmdet, mmseg, deepspeed, pkg_resources  # noqa: F401
 import mmcv.ops, mmdet.datasets, mmdet.evaluation, mmseg.datasets  # noqa: F401
 import fastapi, uvicorn  # noqa: F401 -- the demo's server (tools/demo/app.py)
+# before `import mmevf`: mmevf's start-up hook (mmevf-import-hook.pth) fixes mmpretrain
+import mmdet.models, mmpretrain.models  # noqa: F401
 import mmevf
 print(f'[setup_env] ready: torch {torch.__version__}, mmcv {mmcv.__version__}, '
       f'mmengine {mmengine.__version__}, mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, '

@@ -3,7 +3,7 @@
 ``python tools/model_converters/mmevf2sam.py SRC.pth DST.pth [--force]``
 
 SRC is an MMEngine checkpoint of an mmevf model with a SAM inside (``SAMPretrainer``,
-``EVFSAM``, ``DITSam``). DST holds a plain state dict with SAM's keys (``image_encoder.*``,
+``EVFSAM``, ``DITSAM``). DST holds a plain state dict with SAM's keys (``image_encoder.*``,
 ``prompt_encoder.*``, ``mask_decoder.*``), which configs load through ``init_cfg=dict(type='StrictPretrained', layout='sam', ...)`` exactly
 as the released SAM weights, and ``segment_anything``'s ``Sam`` loads strictly when built with
 the same sizes. DST is written atomically and never overwritten unless ``--force`` is given.

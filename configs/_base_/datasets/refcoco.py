@@ -11,13 +11,13 @@ train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     # mmdet's transforms carry their scope: in scope mmevf a bare 'LoadAnnotations' is mmcv's.
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
-    dict(type='SAMResize', sam_size=1024, beit_size=224),
+    dict(type='SAMResize', sam_size=1024, mm_size=224),
     dict(type='TokenizeText', tokenizer=tokenizer, max_length=128),
     dict(type='PackReferInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='SAMResize', sam_size=1024, beit_size=224),
+    dict(type='SAMResize', sam_size=1024, mm_size=224),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
     dict(type='TokenizeText', tokenizer=tokenizer),
     dict(type='PackReferInputs'),

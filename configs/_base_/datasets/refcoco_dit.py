@@ -10,7 +10,7 @@ train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
     # DIT does not use SAMResize's BEiT-3 view, which is kept minimal
-    dict(type='SAMResize', sam_size=512, beit_size=None),
+    dict(type='SAMResize', sam_size=512, mm_size=None),
     dict(type='TextAwareRandomFlip', prob=0.5),  # swaps "left" / "right" in the text
     # ColorJitter(0.4, 0.4, 0.4) with p=0.8 (released code), as mmdet's photometric distortion
     dict(type='RandomApply', prob=0.8, transforms=[
@@ -25,7 +25,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='SAMResize', sam_size=512, beit_size=None),
+    dict(type='SAMResize', sam_size=512, mm_size=None),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
     dict(type='TokenizeText', tokenizer=tokenizer, max_length=20),
     dict(type='PackReferInputs'),

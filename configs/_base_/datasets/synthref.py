@@ -8,13 +8,13 @@ tokenizer = data_root + 'tokenizer'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
-    dict(type='SAMResize', sam_size=256, beit_size=64),
+    dict(type='SAMResize', sam_size=256, mm_size=64),
     dict(type='TokenizeText', tokenizer=tokenizer, max_length=32),
     dict(type='PackReferInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='SAMResize', sam_size=256, beit_size=64),
+    dict(type='SAMResize', sam_size=256, mm_size=64),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
     dict(type='TokenizeText', tokenizer=tokenizer),
     dict(type='PackReferInputs'),

@@ -1,4 +1,4 @@
-# SynthRef as the tiny DIT reads it: synthref.py with no BEiT-3 view (beit_size=None) and
+# SynthRef as the tiny DIT reads it: synthref.py with no BEiT-3 view (mm_size=None) and
 # SynthRef's BERT vocabulary (20 tokens at most) in place of its sentencepiece model.
 _base_ = ['./synthref.py']
 tokenizer = 'data/synthref/bert_tokenizer'  # SynthRef's BERT vocab.txt ([PAD] = 0)
@@ -6,13 +6,13 @@ tokenizer = 'data/synthref/bert_tokenizer'  # SynthRef's BERT vocab.txt ([PAD] =
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
-    dict(type='SAMResize', sam_size=256, beit_size=None),
+    dict(type='SAMResize', sam_size=256, mm_size=None),
     dict(type='TokenizeText', tokenizer=tokenizer, max_length=20),
     dict(type='PackReferInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='SAMResize', sam_size=256, beit_size=None),
+    dict(type='SAMResize', sam_size=256, mm_size=None),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
     dict(type='TokenizeText', tokenizer=tokenizer, max_length=20),
     dict(type='PackReferInputs'),

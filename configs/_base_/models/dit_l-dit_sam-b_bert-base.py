@@ -9,7 +9,7 @@ sam_checkpoint = 'checkpoints/sam_vit_b_01ec64.pth'
 bert_path = 'checkpoints/bert-base-uncased'
 
 model = dict(
-    type='DITSam',
+    type='DITSAM',
     data_preprocessor=dict(
         type='SAMDataPreprocessor',
         mean=[123.675, 116.28, 103.53],

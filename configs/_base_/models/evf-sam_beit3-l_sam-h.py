@@ -16,8 +16,8 @@ model = dict(
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True,
         # BEiT-3 normalisation (0-1 RGB)
-        beit_mean=[0.5, 0.5, 0.5],
-        beit_std=[0.5, 0.5, 0.5],
+        mm_mean=[0.5, 0.5, 0.5],
+        mm_std=[0.5, 0.5, 0.5],
         pad_token_id=1),  # XLM-R <pad>
     image_encoder=dict(
         type='SAMImageEncoder', arch='vit_h', img_size=1024, frozen=True,

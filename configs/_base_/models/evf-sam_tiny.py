@@ -22,7 +22,7 @@ model = dict(
     # them ("segment every object"); a Kaiming-initialised projector keeps them apart.
     # Tab. 5's `cls_concat`: SAM is prompted by the image [CLS] and the text [CLS] of the fused
     # encoder together. Trained from scratch, a single [CLS] learns *where* too slowly for a CPU
-    # budget (docs/tiny_model_measurements.md: the model segments every object); the text [CLS]
+    # budget (docs/measurement_history.md: the model segments every object); the text [CLS]
     # says *what* at once and SAM's decoder finds it densely. Measured on SynthRef (600 images,
     # 1400 iterations, 1 thread): val cIoU 22.1 / 30.9 / 43.9 / 53.6 and crossIoU 1.00 / 0.50 /
     # 0.25 / 0.14 at 350 / 700 / 1050 / 1400 iterations.

@@ -1,4 +1,5 @@
-# EVF-SAM Tab. 4, row "prompt encoder and mask decoder frozen" (figure not in evf_sam.md).
+# EVF-SAM Tab. 4, row "prompt encoder and mask decoder frozen": 82.9 RefCOCO cIoU
+# (paper_tables.md).
 # All of SAM frozen; only the multimodal encoder and the projector train.
 _base_ = ['../evf-beit3l_sam-h_refcoco.py']
 

@@ -16,7 +16,7 @@ clip_config = dict(
 # SAMDataPreprocessor arguments: CLIP's pixel statistics (0-1 RGB) for the multimodal view,
 # and its padding token (<|endoftext|>, which CLIP's tokenizer pads with)
 clip_preprocessing = dict(
-    beit_mean=[0.48145466, 0.4578275, 0.40821073],
-    beit_std=[0.26862954, 0.26130258, 0.27577711],
+    mm_mean=[0.48145466, 0.4578275, 0.40821073],
+    mm_std=[0.26862954, 0.26130258, 0.27577711],
     pad_token_id=49407)
 clip_max_length = 77  # the text position table

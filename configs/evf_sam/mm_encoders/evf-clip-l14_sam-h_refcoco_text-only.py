@@ -1,4 +1,5 @@
-# EVF-SAM Tab. 1 / Tab. 3, row "CLIP, text-only" (figures not in evf_sam.md).
+# EVF-SAM Tab. 1 / Tab. 3, row "CLIP, text-only": CLIP-Large (OpenAI) text, 123M, 63.4 RefCOCO
+# cIoU (paper_tables.md).
 # SAM-H prompted by the CLIP ViT-L/14 text embedding of the expression alone: the text-only
 # row of ../ablations/evf-beit3l_sam-h_refcoco_text-only.py with CLIP's text tower (123.7M) in
 # place of BEiT-3-L. The full recipe otherwise. 765.5M parameters.
@@ -14,7 +15,7 @@ model = dict(
 # No image view for the encoder; CLIP's tokenizer and text length
 tokenizer = _base_.clip_path
 clip_pipeline_changes = dict(
-    SAMResize=dict(beit_size=None),
+    SAMResize=dict(mm_size=None),
     TokenizeText=dict(tokenizer=tokenizer, max_length=_base_.clip_max_length))
 train_pipeline = [dict(t, **clip_pipeline_changes.get(t['type'], {}))
                   for t in _base_.train_pipeline]

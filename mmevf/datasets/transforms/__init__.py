@@ -4,9 +4,7 @@ from .sam_resize import SAMResize
 from .text_flip import TextAwareRandomFlip, swap_left_right
 from .tokenize import TokenizeText
 
-EVFResize = SAMResize  # the name of the first release
-
 __all__ = [
-    'CachePlan', 'EVFResize', 'LoadCachedEmbedding', 'PackReferInputs', 'SAMResize',
+    'CachePlan', 'LoadCachedEmbedding', 'PackReferInputs', 'SAMResize',
     'TextAwareRandomFlip', 'TokenizeText', 'cache_plan', 'swap_left_right'
 ]

@@ -11,7 +11,7 @@ class PackReferInputs(PackDetInputs):
     """mmdet's ``PackDetInputs`` plus the inputs of the multimodal encoder.
 
     ``inputs`` becomes a dict: ``img`` (3, h, w) uint8 (the SAM branch, BGR as loaded) and
-    ``beit_img`` (3, 224, 224) float (see :class:`SAMResize`). With an embedding cache
+    ``mm_img`` (3, 224, 224) float (see :class:`SAMResize`). With an embedding cache
     (:class:`LoadCachedEmbedding`) the SAM branch is ``img_embed`` (C, h', w') in the cache's
     dtype instead of ``img``, with ``img_embed_key`` (32,) uint8, the cache key's bytes, for the
     model's check. The data sample keeps mmdet's layout — ``gt_instances.masks`` and the
@@ -36,8 +36,8 @@ class PackReferInputs(PackDetInputs):
         if not inputs:
             raise KeyError(f'{results.get("img_path", "<array>")}: nothing to pack for the SAM '
                            'branch (neither img nor img_embed)')
-        if 'beit_img' in results:
-            inputs['beit_img'] = to_tensor(results['beit_img']).float()
+        if 'mm_img' in results:
+            inputs['mm_img'] = to_tensor(results['mm_img']).float()
         packed['inputs'] = inputs
         if 'text_ids' in results:
             packed['data_samples'].text_ids = [

@@ -1,4 +1,4 @@
-"""The SAM image branch (and EVF-SAM's BEiT-3 view), prepared from the original image."""
+"""The SAM image branch (and the multimodal encoder's view), prepared from the original image."""
 from typing import Optional, Tuple
 
 import numpy as np
@@ -11,7 +11,6 @@ from mmevf.registry import TRANSFORMS
 
 
 @TRANSFORMS.register_module()
-@TRANSFORMS.register_module(name='EVFResize')  # the name of the first release
 class SAMResize(BaseTransform):
     """Resize the image for SAM's image encoder and, optionally, for a multimodal encoder.
 
@@ -22,36 +21,36 @@ class SAMResize(BaseTransform):
     - SAM branch: longest side to ``sam_size`` keeping the aspect ratio, with Pillow's
       antialiased bilinear filter on the uint8 image and ``int(x + 0.5)`` rounding of the new
       size (segment_anything's ``ResizeLongestSide.apply_image``). Replaces ``img``.
-    - BEiT-3 branch: the *original* RGB image as float in [0, 1], stretched to
-      ``beit_size`` with bicubic interpolation, no antialias and no clamping (torchvision's
-      ``ToTensor`` + tensor ``Resize(antialias=None)``). Stored as ``beit_img``.
+    - Multimodal branch (BEiT-3, CLIP or ViLT): the *original* RGB image as float in [0, 1],
+      stretched to ``mm_size`` with bicubic interpolation, no antialias and no clamping
+      (torchvision's ``ToTensor`` + tensor ``Resize(antialias=None)``). Stored as ``mm_img``.
 
     Required keys: ``img`` (H, W, 3) uint8 BGR.
     Modified keys: ``img`` (h, w, 3) with max(h, w) = sam_size, ``img_shape``, ``scale_factor``.
-    Added keys: ``beit_img`` (3, beit_size, beit_size) float32 RGB tensor, ``keep_ratio``.
+    Added keys: ``mm_img`` (3, mm_size, mm_size) float32 RGB tensor, ``keep_ratio``.
 
     Args:
         sam_size: longest side of the SAM-branch image: the image encoder's ``img_size``
             (SAM: 1024; the data preprocessor checks it).
-        beit_size: side of the square BEiT-3 input (224); ``None`` for models without a
-            multimodal image branch (DIT): no ``beit_img`` is made.
+        mm_size: side of the square multimodal-encoder input (BEiT-3: 224); ``None`` for
+            models without a multimodal image branch (DIT): no ``mm_img`` is made.
     """
 
-    def __init__(self, sam_size: int = 1024, beit_size: Optional[int] = 224) -> None:
+    def __init__(self, sam_size: int = 1024, mm_size: Optional[int] = 224) -> None:
         self.sam_size = sam_size
-        self.beit_size = beit_size
+        self.mm_size = mm_size
 
-    def beit_image(self, img: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 BGR -> (3, beit_size, beit_size) float32 RGB, about [0, 1]."""
+    def mm_image(self, img: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 BGR -> (3, mm_size, mm_size) float32 RGB, about [0, 1]."""
         rgb = torch.from_numpy(np.ascontiguousarray(img[..., ::-1])).permute(2, 0, 1)
         rgb = rgb.float().div(255)[None]
-        size: Tuple[int, int] = (self.beit_size, self.beit_size)
+        size: Tuple[int, int] = (self.mm_size, self.mm_size)
         return F.interpolate(rgb, size, mode='bicubic', align_corners=False)[0]
 
     def transform(self, results: dict) -> dict:
         img = results['img']
-        if self.beit_size is not None:
-            results['beit_img'] = self.beit_image(img)
+        if self.mm_size is not None:
+            results['mm_img'] = self.mm_image(img)
         h, w = img.shape[:2]
         resized = ResizeLongestSide(self.sam_size).apply_image(img)  # channel order kept
         new_h, new_w = resized.shape[:2]
@@ -62,4 +61,4 @@ class SAMResize(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return f'{type(self).__name__}(sam_size={self.sam_size}, beit_size={self.beit_size})'
+        return f'{type(self).__name__}(sam_size={self.sam_size}, mm_size={self.mm_size})'

@@ -10,7 +10,8 @@ from mmengine.fileio import get
 from mmengine.hooks import Hook
 from mmengine.visualization import Visualizer
 
-from mmevf.evaluation.metrics.text_following_metric import SAME_OBJECT_IOU, pairwise_mask_iou
+from mmevf.evaluation.functional import pairwise_mask_iou
+from mmevf.evaluation.metrics.text_following_metric import SAME_OBJECT_IOU
 from mmevf.registry import HOOKS
 from mmevf.visualization.refer_seg_visualizer import make_contact_sheet
 

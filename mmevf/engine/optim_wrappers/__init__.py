@@ -1,3 +1,3 @@
-from .amp_optim_wrapper import AmpOptimWrapper
+from .any_device_amp_optim_wrapper import AnyDeviceAmpOptimWrapper
 
-__all__ = ['AmpOptimWrapper']
+__all__ = ['AnyDeviceAmpOptimWrapper']

@@ -1,5 +1,6 @@
+from .metric_group import MetricGroup
 from .refer_seg_metric import ReferSegMetric
 from .semantic_iou_metric import SemanticIoUMetric
-from .text_following_metric import MetricGroup, TextFollowingMetric
+from .text_following_metric import TextFollowingMetric
 
-__all__ = ['ReferSegMetric', 'SemanticIoUMetric', 'TextFollowingMetric', 'MetricGroup']
+__all__ = ['MetricGroup', 'ReferSegMetric', 'SemanticIoUMetric', 'TextFollowingMetric']

@@ -1,5 +1,3 @@
 from .sam_data_preprocessor import SAMDataPreprocessor
 
-EVFDataPreprocessor = SAMDataPreprocessor  # the name of the first release
-
-__all__ = ['EVFDataPreprocessor', 'SAMDataPreprocessor']
+__all__ = ['SAMDataPreprocessor']

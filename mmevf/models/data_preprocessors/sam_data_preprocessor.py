@@ -10,7 +10,6 @@ from mmevf.registry import MODELS
 
 
 @MODELS.register_module()
-@MODELS.register_module(name='EVFDataPreprocessor')  # the name of the first release
 class SAMDataPreprocessor(BaseDataPreprocessor):
     """Turn packed samples (see ``PackReferInputs``) into the model's batched inputs.
 
@@ -20,7 +19,8 @@ class SAMDataPreprocessor(BaseDataPreprocessor):
     - SAM branch: BGR -> RGB, ``(x - mean) / std`` on the 0-255 scale, zero padding at the
       bottom / right to ``pad_size`` x ``pad_size`` (after normalisation, as SAM does). The
       longest side of every image must be ``pad_size`` (``SAMResize(sam_size=pad_size)``).
-    - BEiT-3 branch: ``(x - beit_mean) / beit_std`` on the 0-1 scale (0.5 / 0.5).
+    - Multimodal branch: ``(x - mm_mean) / mm_std`` on the 0-1 scale (BEiT-3: 0.5 / 0.5;
+      CLIP's own statistics for CLIP).
     - Expressions: every image's ``text_ids`` are concatenated in order and right-padded
       with ``pad_token_id``; ``expr_image_index`` maps each expression to its image.
 
@@ -30,7 +30,7 @@ class SAMDataPreprocessor(BaseDataPreprocessor):
 
     Floating outputs are float32; the segmentor casts them to its weights' dtype.
 
-    Returns ``dict(inputs=dict(img=(B, 3, P, P), beit_img=(B, 3, 224, 224),
+    Returns ``dict(inputs=dict(img=(B, 3, P, P), mm_img=(B, 3, 224, 224),
     text_ids=(N, L) long, text_padding_mask=(N, L) bool True at padding,
     expr_image_index=(N,) long), data_samples=[...])`` with ``N`` the number of expressions;
     with a cache ``img_embed=(B, C, P / 16, P / 16)`` and ``img_embed_key=(B, 32)`` uint8
@@ -42,15 +42,15 @@ class SAMDataPreprocessor(BaseDataPreprocessor):
                  std: Sequence[float] = (58.395, 57.12, 57.375),
                  bgr_to_rgb: bool = True,
                  pad_size: Optional[int] = None,
-                 beit_mean: Sequence[float] = (0.5, 0.5, 0.5),
-                 beit_std: Sequence[float] = (0.5, 0.5, 0.5),
+                 mm_mean: Sequence[float] = (0.5, 0.5, 0.5),
+                 mm_std: Sequence[float] = (0.5, 0.5, 0.5),
                  pad_token_id: int = 1,
                  non_blocking: bool = False) -> None:
         super().__init__(non_blocking)
         self.register_buffer('mean', torch.tensor(mean).view(-1, 1, 1), False)
         self.register_buffer('std', torch.tensor(std).view(-1, 1, 1), False)
-        self.register_buffer('beit_mean', torch.tensor(beit_mean).view(-1, 1, 1), False)
-        self.register_buffer('beit_std', torch.tensor(beit_std).view(-1, 1, 1), False)
+        self.register_buffer('mm_mean', torch.tensor(mm_mean).view(-1, 1, 1), False)
+        self.register_buffer('mm_std', torch.tensor(mm_std).view(-1, 1, 1), False)
         self.bgr_to_rgb = bgr_to_rgb
         self.pad_size = pad_size
         self.pad_token_id = pad_token_id
@@ -80,10 +80,10 @@ class SAMDataPreprocessor(BaseDataPreprocessor):
         float32 and ``img_embed_key`` (B, 32). (The prompt head checks the embedding shape.)"""
         return dict(img_embed=torch.stack(embeddings).float(), img_embed_key=torch.stack(keys))
 
-    def beit_images(self, images: List[torch.Tensor]) -> torch.Tensor:
+    def mm_images(self, images: List[torch.Tensor]) -> torch.Tensor:
         """[(3, S, S) float RGB in about 0-1] -> (B, 3, S, S) normalised."""
         batch = torch.stack(images).float()
-        return (batch - self.beit_mean.float()) / self.beit_std.float()
+        return (batch - self.mm_mean.float()) / self.mm_std.float()
 
     def text_batch(self, data_samples: list) -> dict:
         """All expressions of all images -> padded ids, padding mask, image index."""
@@ -107,8 +107,8 @@ class SAMDataPreprocessor(BaseDataPreprocessor):
             batch = self.cached_embeddings(inputs['img_embed'], inputs['img_embed_key'])
         else:
             batch = dict(img=self.sam_images(inputs['img']))
-        if 'beit_img' in inputs:
-            batch['beit_img'] = self.beit_images(inputs['beit_img'])
+        if 'mm_img' in inputs:
+            batch['mm_img'] = self.mm_images(inputs['mm_img'])
         if data_samples is not None:
             if all('text_ids' in sample for sample in data_samples):
                 batch.update(self.text_batch(data_samples))

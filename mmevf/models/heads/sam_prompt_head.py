@@ -9,7 +9,6 @@ from mmengine.model import BaseModule
 from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 from torch import Tensor
 
-from mmevf.checkpoint import pretrained_init_cfg
 from mmevf.registry import MODELS
 
 Points = Tuple[Tensor, Tensor]  # (N, P, 2) xy in input-image pixels, (N, P) labels
@@ -38,11 +37,10 @@ class SAMPromptHead(BaseModule):
         mask_threshold: logit threshold of a predicted mask (0.0).
         loss_bce: per-pixel BCE-with-logits loss config (an mmdet ``CrossEntropyLoss``).
         loss_dice: per-mask dice loss config (an mmdet ``DiceLoss``).
-        pretrained: official SAM weight file, the older spelling of
-            ``init_cfg=dict(type='StrictPretrained', checkpoint=..., layout='sam',
-            prefix='prompt_head.')``.
-        init_cfg: mmengine initialisation config; the ``'sam'`` layout names SAM's
-            ``prompt_encoder.*`` / ``mask_decoder.*`` ``prompt_head.prompt_encoder.*`` /
+        init_cfg: mmengine initialisation config; official SAM weights load strictly through
+            ``dict(type='StrictPretrained', checkpoint='sam_vit_h_4b8939.pth', layout='sam',
+            prefix='prompt_head.')``: the ``'sam'`` layout names SAM's ``prompt_encoder.*`` /
+            ``mask_decoder.*`` ``prompt_head.prompt_encoder.*`` /
             ``prompt_head.mask_decoder.*``, so ``prefix='prompt_head.'`` selects this head.
     """
 
@@ -62,10 +60,8 @@ class SAMPromptHead(BaseModule):
                  loss_dice: dict = dict(
                      type='mmdet.DiceLoss', use_sigmoid=True, activate=True, naive_dice=True,
                      eps=1e-3, loss_weight=1.0),
-                 pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(
-            init_cfg=pretrained_init_cfg(pretrained, init_cfg, 'sam', 'prompt_head.'))
+        super().__init__(init_cfg=init_cfg)
         self.embed_dim = embed_dim
         self.image_embedding_size = image_embedding_size
         self.input_image_size = input_image_size

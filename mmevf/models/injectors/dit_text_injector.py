@@ -10,8 +10,7 @@ from segment_anything.modeling.image_encoder import (Block, ImageEncoderViT, win
                                                      window_unpartition)
 from torch import Tensor
 
-# the attention core shared with SAMImageEncoder; rel_pos_channels stays importable from here
-from mmevf.models.sam.attention import rel_pos_channels  # noqa: F401
+# the attention core shared with SAMImageEncoder
 from mmevf.models.sam.attention import rel_pos_attention, sam_block, split_heads
 from mmevf.registry import MODELS
 

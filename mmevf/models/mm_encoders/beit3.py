@@ -11,7 +11,6 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from mmevf.checkpoint import pretrained_init_cfg
 from mmevf.registry import MODELS
 from .contract import check_mm_inputs
 from .multiway import Multiway, MultiwayEncoderLayer, Streams, multiway_layer_norm
@@ -126,10 +125,10 @@ class BEiT3MultiwayEncoder(BaseModule):
             attentions). ``0``: late fusion, each modality encoded on its own.
         drop_path_rate: stochastic depth rate of the last layer (linear from 0).
         with_cp: activation checkpointing per layer while training.
-        pretrained: an official BEiT-3 checkpoint (unilm ``{'model': ...}`` file with
-            ``beit3.`` keys), the older spelling of ``init_cfg=dict(type='StrictPretrained',
-            checkpoint=..., layout='beit3', prefix='mm_encoder.')``.
-        init_cfg: MMEngine init config; without one, the reference initialisation.
+        init_cfg: MMEngine init config; without one, the reference initialisation. An official
+            BEiT-3 checkpoint (unilm ``{'model': ...}`` file with ``beit3.`` keys) loads
+            strictly through ``dict(type='StrictPretrained', checkpoint=..., layout='beit3',
+            prefix='mm_encoder.')``.
     """
 
     def __init__(self,
@@ -143,10 +142,8 @@ class BEiT3MultiwayEncoder(BaseModule):
                  fusion_layers: Optional[int] = None,
                  drop_path_rate: float = 0.0,
                  with_cp: bool = False,
-                 pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(
-            init_cfg=pretrained_init_cfg(pretrained, init_cfg, 'beit3', 'mm_encoder.'))
+        super().__init__(init_cfg=init_cfg)
         arch = self._parse_arch(arch)
         num_layers = arch['num_layers']
         if fusion_layers is not None and not 0 <= fusion_layers <= num_layers:

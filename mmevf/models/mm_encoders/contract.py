@@ -2,8 +2,8 @@
 
 ``encoder(images, text_ids, text_padding_mask) -> (B, Nv + L, C)`` tokens:
 
-- ``images``: (B, 3, S, S) images normalised by the data preprocessor (``beit_mean`` /
-  ``beit_std``), S the encoder's input side (``SAMResize(beit_size=S)``), or ``None``;
+- ``images``: (B, 3, S, S) images normalised by the data preprocessor (``mm_mean`` /
+  ``mm_std``), S the encoder's input side (``SAMResize(mm_size=S)``), or ``None``;
 - ``text_ids``: (B, L) int64 token ids of the encoder's own tokenizer (``TokenizeText``), or
   ``None``; ``text_padding_mask``: (B, L) bool, True at padding (``None``: no padding);
 - the output holds the vision tokens first (Nv = ``num_vision_tokens``, 0 without images; the
@@ -37,7 +37,7 @@ def check_mm_inputs(name: str, images: Optional[Tensor], text_ids: Optional[Tens
             raise ValueError(f'{name} was built without an image branch but got images')
         if images.dim() != 4 or images.shape[2:] != (img_size, img_size):
             raise ValueError(f'{name}: images must be (B, C, {img_size}, {img_size}) (the '
-                             f'pipeline\'s SAMResize(beit_size={img_size})), got '
+                             f'pipeline\'s SAMResize(mm_size={img_size})), got '
                              f'{tuple(images.shape)}')
     if text_ids is None:
         if text_padding_mask is not None:

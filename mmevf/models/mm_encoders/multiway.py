@@ -15,45 +15,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..layers import fused_linear
+
 Streams = Tuple[Optional[Tensor], Optional[Tensor]]  # (B, Nv, C) vision, (B, L, C) text
 
-# oneDNN's fp32 matmul with fused activations (inductor's CPU kernel). It has no autograd
-# formula, so it only serves inference. ``None`` on builds without it.
-_ONEDNN_LINEAR = getattr(getattr(torch.ops, 'mkldnn', None), '_linear_pointwise', None) \
-    if torch.backends.mkldnn.is_available() else None
 
-
-def fast_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor], gelu: bool = False,
-                residual: Optional[Tensor] = None) -> Tensor:
-    """``F.linear(x, weight, bias)``, followed by the exact (erf) GELU if ``gelu``, plus
-    ``residual`` if given (``gelu`` and ``residual`` are exclusive).
-
-    Without autograd, fp32 CPU inputs go straight to oneDNN: where MKL's sgemm (behind
-    ``F.linear``) is not at its best, e.g. on AMD Zen CPUs, the encoder runs ~7% faster, and
-    the GELU / the residual sum cost no extra pass over memory (nor a parallel region of their
-    own). The results differ from ``F.linear`` only by fp32 rounding (another summation
-    order). Training (autograd) always uses ``F.linear``.
-    """
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, weight, bias, residual))
-    if (_ONEDNN_LINEAR is not None and not needs_grad and x.device.type == 'cpu'
-            and x.dtype == torch.float32):
-        if residual is not None and residual.shape == x.shape[:-1] + weight.shape[:1]:
-            return _ONEDNN_LINEAR.binary(x, residual.contiguous(), weight, bias, 'add')
-        out = _ONEDNN_LINEAR(x, weight, bias, 'gelu' if gelu else 'none', [],
-                             'none' if gelu else '')
-        return out if residual is None else out + residual
-    x = F.linear(x, weight, bias)
-    # GELU in fp32 as the reference does; a no-op cast for fp32 inputs.
-    x = F.gelu(x.float()).type_as(x) if gelu else x
-    return x if residual is None else x + residual
-
-
-class FastLinear(nn.Linear):
-    """``nn.Linear`` computed by :func:`fast_linear`."""
+class FusedLinear(nn.Linear):
+    """``nn.Linear`` computed by :func:`~mmevf.models.layers.fused_linear` (oneDNN on CPU
+    inference)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return fast_linear(x, self.weight, self.bias)
+        return fused_linear(x, self.weight, self.bias)
 
 
 class Multiway(nn.Module):
@@ -77,19 +49,19 @@ class SublnFFN(nn.Module):
 
     def __init__(self, embed_dims: int, ffn_dims: int, eps: float) -> None:
         super().__init__()
-        self.fc1 = FastLinear(embed_dims, ffn_dims)
-        self.fc2 = FastLinear(ffn_dims, embed_dims)
+        self.fc1 = FusedLinear(embed_dims, ffn_dims)
+        self.fc2 = FusedLinear(ffn_dims, embed_dims)
         self.ffn_layernorm = nn.LayerNorm(ffn_dims, eps=eps)
 
     def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
         """(..., C) -> (..., C), plus ``residual`` (same shape) if given."""
-        x = fast_linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
-        return fast_linear(self.ffn_layernorm(x), self.fc2.weight, self.fc2.bias,
-                           residual=residual)
+        x = fused_linear(x, self.fc1.weight, self.fc1.bias, gelu='none')  # exact GELU
+        return fused_linear(self.ffn_layernorm(x), self.fc2.weight, self.fc2.bias,
+                            residual=residual)
 
 
 def multiway_linear(dims_in: int, dims_out: int) -> Multiway:
-    return Multiway(FastLinear(dims_in, dims_out), FastLinear(dims_in, dims_out))
+    return Multiway(FusedLinear(dims_in, dims_out), FusedLinear(dims_in, dims_out))
 
 
 def multiway_layer_norm(dims: int, eps: float) -> Multiway:
@@ -127,8 +99,8 @@ class MultiwaySelfAttention(nn.Module):
     def _qkv(self, x: Tensor, expert: str) -> Tensor:
         """(B, N, C) tokens of one modality -> (B, N, 3C) queries, keys, values."""
         q, k, v = (getattr(proj, expert) for proj in (self.q_proj, self.k_proj, self.v_proj))
-        return fast_linear(x, torch.cat([q.weight, k.weight, v.weight]),
-                           torch.cat([q.bias, k.bias, v.bias]))
+        return fused_linear(x, torch.cat([q.weight, k.weight, v.weight]),
+                            torch.cat([q.bias, k.bias, v.bias]))
 
     def _attend(self, qkv: Tensor, key_mask: Optional[Tensor]) -> Tensor:
         """(B, N, 3C) -> (B, H, N, C / H) attention output; ``key_mask`` (B, 1, 1, N) is True
@@ -180,7 +152,7 @@ class MultiwaySelfAttention(nn.Module):
 
     def _out(self, x: Tensor, expert: str, residual: Optional[Tensor]) -> Tensor:
         proj = getattr(self.out_proj, expert)
-        return fast_linear(x, proj.weight, proj.bias, residual=residual)
+        return fused_linear(x, proj.weight, proj.bias, residual=residual)
 
 
 class MultiwayEncoderLayer(nn.Module):

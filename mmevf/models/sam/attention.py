@@ -14,10 +14,11 @@ falls back to its math path, which materialises the (N, N) scores); at a global 
 (d = 64 -> 192) that measured slower than ``segment_anything`` itself (ViT-B global attention,
 2 threads: 1.81 s folded, 1.66 s segment_anything, 0.80 s one SDPA call with the full bias,
 0.50-0.60 s bias per query block, 0.33 s SDPA without any bias). In windows (d = 64 -> 92)
-folding and the bias tie (53 vs 56 ms). ``rel_pos_channels`` stays available.
+folding and the bias tie (53 vs 56 ms).
 
-The linear layers dominate the windowed blocks: :func:`fused_linear` runs them through oneDNN
-(GELU fused into the MLP's first layer) where it is faster than ``F.linear``.
+The linear layers dominate the windowed blocks: :func:`~mmevf.models.layers.fused_linear` runs
+them through oneDNN (GELU fused into the MLP's first layer) where it is faster than
+``F.linear``.
 """
 from typing import Optional, Tuple
 
@@ -26,6 +27,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from segment_anything.modeling.image_encoder import Attention, Block, get_rel_pos
 from torch import Tensor
+
+from ..layers import fused_linear
 
 # Largest additive bias (elements) built at once: 2**26 (256 MiB fp32) splits a global block at
 # 1024² (ViT-B / H: 12 / 16 heads x 4096 x 4096) into 4 query blocks of 1024 rows, a quarter
@@ -64,29 +67,6 @@ def rel_pos_terms(q: Tensor, rel_pos_h: Tensor, rel_pos_w: Tensor,
     rel_h = torch.einsum('bhwc,hkc->bhwk', grid_q, rh).reshape(b, heads, h * w, h)
     rel_w = torch.einsum('bhwc,wkc->bhwk', grid_q, rw).reshape(b, heads, h * w, w)
     return rel_h, rel_w
-
-
-def rel_pos_channels(q: Tensor, rel_pos_h: Tensor, rel_pos_w: Tensor,
-                     size: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
-    """SAM's decomposed relative-position bias written as extra query / key channels.
-
-    With ``Q' = [rel_h, rel_w]`` and ``K' = [onehot(kh), onehot(kw)]`` the product ``Q'K'^T`` is
-    SAM's bias. (Not used by :func:`rel_pos_attention`, see the module docstring.)
-
-    Args:
-        q: (B, heads, h*w, d) unscaled queries.
-        rel_pos_h, rel_pos_w: the block's tables.
-        size: the (h, w) query / key grid.
-
-    Returns:
-        (B, heads, h*w, h + w) query channels and (h*w, h + w) key channels.
-    """
-    h, w = size
-    rel_h, rel_w = rel_pos_terms(q, rel_pos_h, rel_pos_w, size)
-    rows = torch.arange(h, device=q.device).repeat_interleave(w)
-    cols = torch.arange(w, device=q.device).repeat(h)
-    k_rel = torch.cat([F.one_hot(rows, h), F.one_hot(cols, w)], dim=-1).to(q.dtype)
-    return torch.cat([rel_h, rel_w], dim=-1), k_rel
 
 
 def rel_pos_attention(q: Tensor,
@@ -200,7 +180,7 @@ def sam_attention(attn: Attention, x: Tensor, window_size: int = 0,
     b, h, w, c = x.shape
     heads = attn.num_heads
     dh = c // heads
-    qkv = fused_linear(x, attn.qkv)  # (B, H, W, 3C)
+    qkv = fused_linear(x, attn.qkv.weight, attn.qkv.bias)  # (B, H, W, 3C)
     rel_pos = (attn.rel_pos_h, attn.rel_pos_w) if attn.use_rel_pos else None
     if window_size > 0:
         ws = window_size
@@ -219,7 +199,7 @@ def sam_attention(attn: Attention, x: Tensor, window_size: int = 0,
         out = rel_pos_attention(q, k, v, attn.scale, rel_pos, (h, w),
                                 max_bias_elements=max_bias_elements)
         out = out.transpose(1, 2).reshape(b, h, w, c)
-    return fused_linear(out, attn.proj)
+    return fused_linear(out, attn.proj.weight, attn.proj.bias)
 
 
 def sam_block(blk: Block, x: Tensor, max_bias_elements: int = MAX_BIAS_ELEMENTS,
@@ -241,48 +221,9 @@ def sam_block(blk: Block, x: Tensor, max_bias_elements: int = MAX_BIAS_ELEMENTS,
     mlp = blk.mlp
     xn = blk.norm2(x)
     if type(mlp.act) is nn.GELU:  # SAM's MLPBlock: lin2(GELU(lin1(x))), GELU fused in lin1
-        y = fused_linear(fused_linear(xn, mlp.lin1, gelu=mlp.act.approximate), mlp.lin2)
+        hidden = fused_linear(xn, mlp.lin1.weight, mlp.lin1.bias, gelu=mlp.act.approximate)
+        y = fused_linear(hidden, mlp.lin2.weight, mlp.lin2.bias)
     else:
         y = mlp(xn)
     # in place only without autograd (norm2 saved x for backward)
     return x.add_(y) if not torch.is_grad_enabled() else x + y
-
-
-def fused_linear(x: Tensor, linear: nn.Linear, gelu: Optional[str] = None) -> Tensor:
-    """``linear(x)`` (..., K) -> (..., M), then ``F.gelu(approximate=gelu)`` if ``gelu`` is given.
-
-    On CPU, without autograd or autocast, in fp32 / bf16, through oneDNN's linear with the GELU
-    fused in (torch's ``mkldnn._linear_pointwise``, what ``torch.compile`` emits for it): on
-    this AVX-512 EPYC it ran a (4096 x 768) @ (768 x 3072) fp32 product in 120 ms against 227 ms
-    for ``F.linear`` (MKL), max |diff| 4e-6. Otherwise ``F.linear`` (+ ``F.gelu``).
-    """
-    if _onednn_linear(x, linear.weight):
-        out = torch.ops.mkldnn._linear_pointwise(
-            x.reshape(-1, x.shape[-1]), linear.weight, linear.bias,
-            'none' if gelu is None else 'gelu', [], '' if gelu is None else gelu)
-        return out.view(*x.shape[:-1], out.shape[-1])
-    out = linear(x)
-    return out if gelu is None else F.gelu(out, approximate=gelu)
-
-
-def _onednn_linear(x: Tensor, weight: Tensor) -> bool:
-    return (_HAS_ONEDNN_LINEAR and x.device.type == 'cpu' and x.dtype == weight.dtype
-            and x.dtype in (torch.float32, torch.bfloat16)
-            and not torch.is_autocast_enabled('cpu')
-            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)))
-
-
-def _has_onednn_linear() -> bool:
-    """Whether this torch build has the op and it computes a linear (checked once, at import,
-    without touching the random state)."""
-    try:
-        x = torch.arange(6.0).reshape(2, 3)
-        weight, bias = torch.arange(12.0).reshape(4, 3), torch.arange(4.0)
-        with torch.no_grad():
-            out = torch.ops.mkldnn._linear_pointwise(x, weight, bias, 'none', [], '')
-        return bool(torch.allclose(out, F.linear(x, weight, bias)))
-    except (AttributeError, RuntimeError):
-        return False
-
-
-_HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and _has_onednn_linear()

@@ -1,4 +1,5 @@
 """SAM's ViT image encoder (``segment_anything``'s ``ImageEncoderViT``) as an mmevf model."""
+import copy
 from contextlib import nullcontext
 from functools import partial
 from typing import Dict, Optional, Union
@@ -9,7 +10,6 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from segment_anything.modeling import ImageEncoderViT
 
-from mmevf.checkpoint import pretrained_init_cfg
 from mmevf.registry import MODELS
 from .attention import MAX_BIAS_ELEMENTS, sam_block
 
@@ -60,8 +60,6 @@ class SAMImageEncoder(ImageEncoderViT, BaseModule):
             forward, e.g. for parity checks. An attribute, so it can be switched after building.
         max_bias_elements: largest rel-pos bias (elements) the fast path builds at once: its
             memory bound (default 2**26: a global block at 1024² in 4 query blocks).
-        pretrained: official SAM weight file, the older spelling of
-            ``init_cfg=dict(type='StrictPretrained', checkpoint=..., prefix='image_encoder.')``.
         init_cfg: mmengine initialisation config; official SAM weights load strictly through
             ``dict(type='StrictPretrained', checkpoint='sam_vit_h_4b8939.pth',
             prefix='image_encoder.')``.
@@ -78,7 +76,6 @@ class SAMImageEncoder(ImageEncoderViT, BaseModule):
                  pos_embed_interp: str = 'bicubic',
                  fast_attention: bool = True,
                  max_bias_elements: int = MAX_BIAS_ELEMENTS,
-                 pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         arch_cfg = self._arch_settings(arch)
         if img_size % patch_size:
@@ -97,7 +94,7 @@ class SAMImageEncoder(ImageEncoderViT, BaseModule):
             use_rel_pos=True,
             window_size=window_size,
             global_attn_indexes=tuple(arch_cfg['global_attn_indexes']))
-        self.init_cfg = pretrained_init_cfg(pretrained, init_cfg, 'sam', 'image_encoder.')
+        self.init_cfg = copy.deepcopy(init_cfg)
         self.arch = arch_cfg
         self.patch_size = patch_size
         self.out_chans = out_chans

@@ -9,13 +9,13 @@ from torch import Tensor
 
 from mmevf.checkpoint import init_weights_pretrained_last
 from mmevf.registry import MODELS
-from mmevf.utils import embedding_cache
+from .embedding_cache_mixin import EmbeddingCacheMixin
 
 LowResOutput = Tuple[Tensor, Tensor]  # (N_i, 1, 4h, 4w) mask logits, (N_i, 1) predicted IoU
 
 
-class BaseSAMSegmentor(BaseModel):
-    """Base of the segmentors built around SAM (``EVFSAM``, ``DITSam``, ``SAMPretrainer``).
+class BaseSAMSegmentor(EmbeddingCacheMixin, BaseModel):
+    """Base of the segmentors built around SAM (``EVFSAM``, ``DITSAM``, ``SAMPretrainer``).
 
     A subclass builds ``self.image_encoder`` and ``self.prompt_head`` (through
     :meth:`build_sam`) and implements :meth:`decode_batch`; this class turns its
@@ -29,14 +29,9 @@ class BaseSAMSegmentor(BaseModel):
     one edit (the encoder's ``img_size``, and ``SAMResize(sam_size)`` in the data pipeline,
     which the data preprocessor checks against it).
 
-    A frozen image encoder's embeddings can come from a cache instead (``LoadCachedEmbedding``
-    in the pipeline, see :meth:`image_embeddings`).
+    Image embeddings come from :class:`EmbeddingCacheMixin` (``image_embeddings``): the image
+    encoder once per image, or a cache standing in for a frozen one.
     """
-
-    #: whether SAM's image embedding depends on the image alone, so that a cache of it can
-    #: stand in for the image encoder; ``False`` for models that feed the encoder more (DIT
-    #: injects the text into it).
-    image_embedding_cacheable: bool = True
 
     def __init__(self, data_preprocessor: Union[dict, torch.nn.Module],
                  init_cfg: Optional[dict] = None) -> None:
@@ -82,88 +77,34 @@ class BaseSAMSegmentor(BaseModel):
         for name, param in self.named_parameters():
             param.requires_grad_(name.startswith(trainable) and not name.startswith(always_frozen))
 
-    def image_embeddings(self, inputs: Dict[str, Tensor]) -> Tensor:
-        """(B, 3, S, S) padded images ``inputs['img']`` -> (B, 256, S / 16, S / 16) SAM image
-        embeddings: the expensive step, run once per image of the batch.
-
-        With cached embeddings (``inputs['img_embed']`` (B, 256, S / 16, S / 16) and their
-        cache keys ``inputs['img_embed_key']`` (B, 32) uint8, from ``LoadCachedEmbedding``),
-        the encoder does not run: they are returned in its dtype, once the encoder is found
-        frozen and the keys equal :meth:`image_embedding_key` (same weights, input size and
-        normalisation); anything else is refused.
-        """
-        if 'img_embed' not in inputs:
-            return self.image_encoder(inputs['img'])
-        self.check_cacheable()
-        key = self.image_embedding_key()
-        expected = torch.tensor(list(bytes.fromhex(key)), dtype=torch.uint8,
-                                device=inputs['img_embed_key'].device)
-        stale = (inputs['img_embed_key'] != expected).any(1).nonzero()[:, 0].tolist()
-        if stale:
-            cached = bytes(inputs['img_embed_key'][stale[0]].tolist()).hex()
-            raise embedding_cache.StaleEmbeddingCacheError(
-                f'images {stale} of the batch have embeddings cached for another image encoder '
-                f'(weights, input size or normalisation; cache key {cached}) than this model\'s '
-                f'(key {key}): write the cache again with tools/cache_embeddings.py for this '
-                'config (and --checkpoint for weights that are not the config\'s)')
-        return inputs['img_embed'].to(next(self.image_encoder.parameters()).dtype)
-
-    def check_cacheable(self) -> None:
-        """Raise unless a cache may stand in for the image encoder: the embedding depends on
-        the image alone and the encoder never changes (no trainable parameter, eval mode)."""
-        name = type(self).__name__
-        if not self.image_embedding_cacheable:
-            raise ValueError(f'{name} cannot use cached image embeddings: its image encoder '
-                             'reads more than the image')
-        trainable = [n for n, p in self.image_encoder.named_parameters() if p.requires_grad]
-        # training mode counts too: e.g. BatchNorm statistics move without any gradient
-        if trainable or self.image_encoder.training:
-            what = (f'image_encoder.{trainable[0]} trains' if trainable else
-                    'image_encoder is in training mode')
-            raise ValueError(
-                f'{name}: cached image embeddings need a frozen image encoder, but {what}: '
-                'its embeddings would change as it trains. Build it with frozen=True and '
-                "leave 'image_encoder' out of trainable, or train without the cache")
-
-    def image_embedding_key_parts(self) -> dict:
-        """What shapes this model's image embeddings besides the pixels (see
-        :func:`mmevf.utils.embedding_cache.key_parts`)."""
-        preprocessor = self.data_preprocessor
-        return embedding_cache.key_parts(
-            self.image_encoder, int(self.image_encoder.img_size),
-            preprocessor.mean.flatten().tolist(), preprocessor.std.flatten().tolist(),
-            preprocessor.bgr_to_rgb)
-
-    def image_embedding_key(self) -> str:
-        """The cache key of this model's image embeddings (64 hex digits), recomputed only
-        when a weight of the encoder changes (a tensor's version counter moves on every
-        in-place write, e.g. a checkpoint load)."""
-        preprocessor = self.data_preprocessor
-        stamp = (tuple((t.data_ptr(), t._version)
-                       for t in self.image_encoder.state_dict(keep_vars=True).values()),
-                 tuple(preprocessor.mean.flatten().tolist()),
-                 tuple(preprocessor.std.flatten().tolist()), preprocessor.bgr_to_rgb)
-        memo = getattr(self, '_image_embedding_key', None)
-        if memo is None or memo[0] != stamp:
-            memo = (stamp, embedding_cache.cache_key(self.image_embedding_key_parts()))
-            self._image_embedding_key = memo
-        return memo[1]
-
     # ------------------------------------------------------------------ outputs
     def decode_batch(self, inputs: Dict[str, Tensor], data_samples: Optional[list]
                      ) -> List[LowResOutput]:
         """Low-resolution mask logits and IoU predictions, one entry per image."""
         raise NotImplementedError
 
+    def postprocess_masks(self, low_res: Tensor, data_sample) -> Tensor:
+        """One image's (N_i, 1, 4h, 4w) low-resolution logits -> (N_i, H, W) float32 logits at
+        its original size: SAM's (the padding cropped, ``img_shape`` resized to ``ori_shape``,
+        by the prompt head)."""
+        return self.prompt_head.postprocess_masks(low_res, data_sample.img_shape,
+                                                  data_sample.ori_shape)[:, 0]
+
+    def mask_loss(self, logits: Tensor, gt_masks: Tensor) -> Dict[str, Tensor]:
+        """The mask losses of one image's (N_i, H, W) logits against its (N_i, H, W) ground
+        truth, averaged over its masks: the prompt head's (BCE + dice)."""
+        return self.prompt_head.loss(logits, gt_masks)
+
+    @property
+    def mask_threshold(self) -> float:
+        """Logits above it are the mask: the prompt head's."""
+        return self.prompt_head.mask_threshold
+
     def mask_logits(self, inputs: Dict[str, Tensor],
                     data_samples: list) -> List[Tuple[Tensor, Tensor]]:
         """Per image: mask logits at the original size (N_i, H, W) and IoU scores (N_i,)."""
-        results = []
-        for (low_res, iou), sample in zip(self.decode_batch(inputs, data_samples), data_samples):
-            logits = self.prompt_head.postprocess_masks(
-                low_res, sample.img_shape, sample.ori_shape)
-            results.append((logits[:, 0], iou[:, 0]))
-        return results
+        return [(self.postprocess_masks(low_res, sample), iou[:, 0]) for (low_res, iou), sample
+                in zip(self.decode_batch(inputs, data_samples), data_samples)]
 
     def forward(self,
                 inputs: Dict[str, Tensor],
@@ -194,7 +135,7 @@ class BaseSAMSegmentor(BaseModel):
             if gt.shape != logits.shape:
                 raise ValueError(f'{sample.img_path}: {gt.shape[0]} ground-truth masks of size '
                                  f'{tuple(gt.shape[1:])} for {logits.shape[0]} predictions')
-            for name, value in self.prompt_head.loss(logits, gt).items():
+            for name, value in self.mask_loss(logits, gt).items():
                 losses[name] = losses.get(name, 0) + value * len(gt)
             total += len(gt)
         return {name: value / total for name, value in losses.items()}
@@ -202,7 +143,7 @@ class BaseSAMSegmentor(BaseModel):
     def predict(self, inputs: Dict[str, Tensor], data_samples: list) -> list:
         """Adds ``pred_instances`` (one bool mask per prompt at the original size, plus the
         predicted IoU as ``scores``) to every data sample."""
-        threshold = self.prompt_head.mask_threshold
+        threshold = self.mask_threshold
         for (logits, scores), sample in zip(self.mask_logits(inputs, data_samples),
                                             data_samples):
             sample.pred_instances = InstanceData(masks=logits > threshold, scores=scores.float())

@@ -11,7 +11,7 @@ from .text_prompt_segmentor import LowResOutput, TextPromptSegmentor
 
 
 @MODELS.register_module()
-class DITSam(TextPromptSegmentor):
+class DITSAM(TextPromptSegmentor):
     """Deep Instruction Tuning for SAM (Huang et al., 2024) as an MMEngine model.
 
     For a batch of B images carrying N expressions in total:
@@ -34,12 +34,15 @@ class DITSam(TextPromptSegmentor):
 
     State-dict keys: ``image_encoder.*`` are SAM's ``image_encoder.*`` and
     ``prompt_head.{prompt_encoder,mask_decoder}.*`` SAM's ``{prompt_encoder,mask_decoder}.*``:
-    each part loads an official ``sam_vit_*.pth`` strictly through its ``pretrained``. New
+    each part loads an official ``sam_vit_*.pth`` strictly through its ``init_cfg`` (mmevf's
+    ``StrictPretrained``, ``layout='sam'``). New
     parameters live under ``text_encoder.*``, ``injector.*`` and ``text_to_prompt.*``.
 
     Args:
-        image_encoder: ``SAMImageEncoder`` config, built at SAM's size (1024, so the official
-            ``pos_embed`` / rel-pos tables load) and run at the preprocessor's ``pad_size``.
+        image_encoder: ``SAMImageEncoder`` config, built at the input size it runs at (its
+            ``img_size``, which sets the preprocessor's ``pad_size``): the DIT configs build
+            it at 512 (32 x 32 grid), and the official 1024² ``pos_embed`` / rel-pos tables
+            are resized once, at load (``SAMImageEncoder.adapt_state_dict``).
         text_encoder: ``BertTextEncoder`` config.
         injector: ``DITTextInjector`` config; ``embed_dim``, ``depth``, ``text_dim`` default to
             the two encoders'. ``None``: no injection (the "Default" baseline, see above).
@@ -73,7 +76,7 @@ class DITSam(TextPromptSegmentor):
         self.build_sam(image_encoder, prompt_head)
         if not isinstance(self.image_encoder, SAMImageEncoder):
             # the injector runs SAM's ViT block by block (norm1, attn.qkv, rel-pos tables, ...)
-            raise TypeError(f'DITSam needs SAMImageEncoder (SAM\'s ViT) as its image encoder: '
+            raise TypeError(f'DITSAM needs SAMImageEncoder (SAM\'s ViT) as its image encoder: '
                             f'DIT injects the text into its blocks; got '
                             f'{type(self.image_encoder).__name__}')
         self.text_encoder = MODELS.build(text_encoder)

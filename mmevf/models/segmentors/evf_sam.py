@@ -66,7 +66,7 @@ class EVFSAM(TextPromptSegmentor):
         """Expressions (and their images) -> (N, 1, 256) prompt embeddings."""
         images = None
         if self.mm_encoder_image:
-            images = inputs['beit_img'][inputs['expr_image_index']]
+            images = inputs['mm_img'][inputs['expr_image_index']]
         tokens = self.mm_encoder(images, inputs['text_ids'], inputs['text_padding_mask'])
         num_vision = self.mm_encoder.num_vision_tokens if images is not None else 0
         return self.projector(tokens, num_vision)

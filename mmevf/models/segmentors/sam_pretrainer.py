@@ -18,7 +18,8 @@ class SAMPretrainer(BaseSAMSegmentor):
     of the images, its box too. The paper's SAM comes pre-trained this way on SA-1B; a small
     SAM trained this way on SynthRef's masks (``configs/sam/sam-tiny_synthref.py``) can play
     that part for the tiny EVF-SAM and DIT models, through
-    ``tools/model_converters/mmevf2sam.py`` and ``pretrained=``.
+    ``tools/model_converters/mmevf2sam.py`` and ``init_cfg=dict(type='StrictPretrained',
+    layout='sam', ...)``.
 
     Referring-segmentation data serve as they are: every expression brings one mask, the texts
     are not used. Evaluation prompts each mask with the point of its interior farthest from

@@ -42,13 +42,13 @@ def to_input_frame(xy: Tensor, ori_shape: Sequence[int], img_shape: Sequence[int
 
 
 class TextPromptSegmentor(BaseSAMSegmentor):
-    """Base of the text-prompted SAM segmentors (``EVFSAM``, ``DITSam``).
+    """Base of the text-prompted SAM segmentors (``EVFSAM``, ``DITSAM``).
 
     The data preprocessor batches the N expressions of B images together and maps each to its
     image (``expr_image_index``, (N,)). A subclass whose text is a prompt next to the image
     (``EVFSAM``, ``EVFSAM2``) gives ``encode_prompts`` (expressions -> (N, T, C) prompts) and
     :meth:`group_decoders` (each image's features once, and how prompts decode against them);
-    :meth:`decode` and :meth:`decode_geometric` are built on them. Others (``DITSam``)
+    :meth:`decode` and :meth:`decode_geometric` are built on them. Others (``DITSAM``)
     implement :meth:`decode` and regroup their per-expression results with
     :meth:`group_by_image`.
 

@@ -16,8 +16,8 @@ from mmevf.registry import MODELS
 @MODELS.register_module()
 class HFTextEncoder(BaseModule):
     """Token ids -> features of one layer of a ``transformers`` encoder, with the padding mask
-    passed on; the interface of :class:`BertTextEncoder` (which it generalises; that class
-    stays for its checkpoints' ``bert.*`` keys, here they are ``model.*``).
+    passed on (:class:`BertTextEncoder` is this class with a BERT under ``bert.*``, the keys of
+    DIT's checkpoints; here they are ``model.*``).
 
     The model is ``AutoModel`` for the configured type, run with ``attention_mask`` = not
     padding and ``output_hidden_states=True``. Meant for BERT-like encoders whose
@@ -38,7 +38,7 @@ class HFTextEncoder(BaseModule):
         frozen: no gradients, eval mode (no dropout), forward under ``torch.no_grad()``.
         init_cfg: mmengine init config, applied before the ``pretrained`` weights.
     """
-    # the attribute holding the transformers model, the prefix of its parameters
+    #: the attribute holding the transformers model, the prefix of its parameters
     model_attr = 'model'
 
     def __init__(self,
@@ -54,15 +54,8 @@ class HFTextEncoder(BaseModule):
                 pretrained):  # BERT by default; a folder names its own type
             config = dict(config, model_type='bert')
         self.pretrained = pretrained
-        self.build_model(AutoModel.from_config(resolve_hf_config(AutoConfig, config, pretrained)),
-                         output_layer, frozen)
-
-    @property
-    def text_model(self) -> nn.Module:
-        return getattr(self, self.model_attr)
-
-    def build_model(self, model: nn.Module, output_layer: Optional[int], frozen: bool) -> None:
-        """Hold ``model`` and check ``output_layer``; freeze if asked."""
+        # transformers draws the model's own initialisation here (BERT: std 0.02, LayerNorm 1 / 0)
+        model = AutoModel.from_config(resolve_hf_config(AutoConfig, config, pretrained))
         setattr(self, self.model_attr, model)
         self.num_layers = model.config.num_hidden_layers
         output_layer = self.num_layers if output_layer is None else output_layer
@@ -74,6 +67,11 @@ class HFTextEncoder(BaseModule):
         if frozen:
             self.requires_grad_(False)
             self.train(False)
+
+    @property
+    def text_model(self) -> nn.Module:
+        """The ``transformers`` model (held under :attr:`model_attr`)."""
+        return getattr(self, self.model_attr)
 
     def _layers_path(self) -> Optional[str]:
         """Name of the model's list of layers (``encoder.layer``, ``transformer.layer`` ...)."""

@@ -5,7 +5,7 @@
 _base_ = [
     '../../../configs/_base_/models/evf-sam_beit3-l_sam-h.py',
     '../../../configs/_base_/datasets/refcoco.py',
-    '../../../configs/_base_/schedules/evf_15k.py',
+    '../../../configs/_base_/schedules/evf_15k-steps.py',
     '../../../configs/_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['projects.EVF-Effi-SAM.evf_effi_sam'], allow_failed_imports=False)
@@ -36,13 +36,13 @@ tokenizer = 'checkpoints/xlmr'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
-    dict(type='EffiSAMResize', sam_size=1024, beit_size=224),
+    dict(type='EffiSAMResize', sam_size=1024, mm_size=224),
     dict(type='TokenizeText', tokenizer=tokenizer, max_length=128),
     dict(type='PackReferInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='EffiSAMResize', sam_size=1024, beit_size=224),
+    dict(type='EffiSAMResize', sam_size=1024, mm_size=224),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
     dict(type='TokenizeText', tokenizer=tokenizer),
     dict(type='PackReferInputs'),

@@ -31,13 +31,13 @@ tokenizer = 'data/synthref/tokenizer'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
-    dict(type='EffiSAMResize', sam_size=256, beit_size=64),
+    dict(type='EffiSAMResize', sam_size=256, mm_size=64),
     dict(type='TokenizeText', tokenizer=tokenizer, max_length=32),
     dict(type='PackReferInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='EffiSAMResize', sam_size=256, beit_size=64),
+    dict(type='EffiSAMResize', sam_size=256, mm_size=64),
     dict(type='mmdet.LoadAnnotations', with_mask=True, with_bbox=False, with_label=False),
     dict(type='TokenizeText', tokenizer=tokenizer),
     dict(type='PackReferInputs'),

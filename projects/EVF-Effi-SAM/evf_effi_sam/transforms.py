@@ -15,8 +15,8 @@ class EffiSAMResize(SAMResize):
 
     def transform(self, results: dict) -> dict:
         img = results['img']
-        if self.beit_size is not None:
-            results['beit_img'] = self.beit_image(img)
+        if self.mm_size is not None:
+            results['mm_img'] = self.mm_image(img)
         h, w = img.shape[:2]
         size = self.sam_size
         results['img'] = mmcv.imresize(img, (size, size), interpolation='bilinear',

@@ -34,16 +34,16 @@ def test_paper_param_counts():
 
 def test_effi_resize_stretches_with_pillow():
     img = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
-    out = project.EffiSAMResize(sam_size=64, beit_size=32).transform(dict(img=img))
+    out = project.EffiSAMResize(sam_size=64, mm_size=32).transform(dict(img=img))
     from PIL import Image
     expected = np.asarray(Image.fromarray(img).resize((64, 64), Image.BILINEAR))
     assert out['img_shape'] == (64, 64) and not out['keep_ratio']
     np.testing.assert_array_equal(out['img'], expected)
-    assert out['beit_img'].shape == (3, 32, 32)
+    assert out['mm_img'].shape == (3, 32, 32)
 
 
 def test_tiny_config_trains_two_iterations(synthref_root, tmp_path):
-    from tests.test_tools.test_train_resume import tiny_cfg
+    from tests.fixtures.tiny_runs import tiny_cfg
     cfg = tiny_cfg(synthref_root, tmp_path, config=CONFIGS / 'evf-effi-tiny_synthref.py',
                    randomness=dict(seed=0), **{'train_cfg.max_iters': 2,
                                                'default_hooks.checkpoint.interval': 100})

@@ -18,7 +18,8 @@ TINY = str(PROJECT / 'configs' / 'evf-effi-tiny_synthref.py')
 VIT = dict(dim=128, depth=4, heads=4, img=256, patch=16, pretrain=64)
 # Scale of the random linear / conv weights (1 / sqrt(fan_in) times this). At 1.0 the random
 # decoder amplifies fp32 rounding (sdpa vs. explicit attention) to ~2e-4 on logits of ~5;
-# at 0.5 logits are ~2 and fp32 agrees to < 1e-4. In float64 both agree to ~1e-12 at any gain
+# at 0.5 logits are ~2 and fp32 agrees to 6e-5 (2 threads) / 3e-4 (1 thread). In float64 both
+# agree to ~1e-12 at any gain
 # (test_float64_parity), so the difference is rounding, not structure.
 WEIGHT_GAIN = 0.5
 DEC = dict(dim=64, heads=4, mlp=256, depth=2, up=(32, 16), iou_hidden=64, tokens=4)
@@ -232,7 +233,7 @@ def test_converted_checkpoint_loads_strictly_and_matches_reference(model_and_sta
     text_ids[:, 0], text_ids[0, -2:] = 0, 1  # <s> ..., one padded expression
     padding = text_ids == 1
     inputs = dict(img=torch.randn(num_images, 3, 256, 256, generator=gen),
-                  beit_img=torch.randn(num_images, 3, 64, 64, generator=gen),
+                  mm_img=torch.randn(num_images, 3, 64, 64, generator=gen),
                   text_ids=text_ids, text_padding_mask=padding,
                   expr_image_index=torch.tensor([0, 0, 1]))
     ori_shapes = [(50, 70), (33, 29)]
@@ -242,7 +243,7 @@ def test_converted_checkpoint_loads_strictly_and_matches_reference(model_and_sta
                 for (m, _), s in zip(low_res, ori_shapes)]
         # reference: BEiT-3 is mmevf's (tested against the official code elsewhere); the
         # projector, EfficientSAM and the post-processing are written out here
-        tokens = model.mm_encoder(inputs['beit_img'][inputs['expr_image_index']], text_ids,
+        tokens = model.mm_encoder(inputs['mm_img'][inputs['expr_image_index']], text_ids,
                                   padding)
         cls = tokens[:, :1]
         feat = F.linear(F.relu(F.linear(cls, state['text_hidden_fcs.0.0.weight'],
@@ -256,7 +257,9 @@ def test_converted_checkpoint_loads_strictly_and_matches_reference(model_and_sta
             start += count
             assert ours[i].shape == (count, 1, *ori_shapes[i])
             diff = (ours[i] - ref).abs().max().item()
-            assert diff <= 1e-4, f'image {i}: max |logit diff| {diff}'
+            # fp32 rounding differs with the thread count (2.6e-4 at 1 thread, 5.8e-5 at 2, on
+            # logits of ~1.8); a structural difference is of the logits' order
+            assert diff <= 1e-3, f'image {i}: max |logit diff| {diff}'
             assert ref.abs().max() > 0.1  # non-trivial logits
 
 

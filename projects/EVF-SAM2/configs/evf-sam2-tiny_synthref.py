@@ -15,8 +15,8 @@ model = dict(
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True,
-        beit_mean=[0.5, 0.5, 0.5],
-        beit_std=[0.5, 0.5, 0.5],
+        mm_mean=[0.5, 0.5, 0.5],
+        mm_std=[0.5, 0.5, 0.5],
         pad_token_id=1),
     sam2=dict(config='configs/sam2/sam2_hiera_t.yaml', image_size=256, checkpoint=None),
     mm_encoder=_base_.model.mm_encoder,
@@ -25,10 +25,10 @@ model = dict(
     trainable=('mm_encoder', 'projector'))
 
 train_pipeline = [
-    dict(type='SAM2Resize', sam_size=t['sam_size'], beit_size=t['beit_size'], backend='pil')
+    dict(type='SAM2Resize', sam_size=t['sam_size'], mm_size=t['mm_size'], backend='pil')
     if t['type'] == 'SAMResize' else t for t in _base_.train_pipeline]
 test_pipeline = [
-    dict(type='SAM2Resize', sam_size=t['sam_size'], beit_size=t['beit_size'], backend='pil')
+    dict(type='SAM2Resize', sam_size=t['sam_size'], mm_size=t['mm_size'], backend='pil')
     if t['type'] == 'SAMResize' else t for t in _base_.test_pipeline]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

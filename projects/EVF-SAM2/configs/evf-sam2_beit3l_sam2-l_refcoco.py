@@ -6,10 +6,11 @@
 #   SAM-2 Hiera-L: https://dl.fbaipublicfiles.com/segment_anything_2/072824/sam2_hiera_large.pt
 #   BEiT-3-L:      beit3_large_patch16_224.pth (as configs/_base_/models/evf-sam_beit3-l_sam-h.py)
 # Inference with a released EVF-SAM2 folder: convert it with
-# projects/EVF-SAM2/tools/convert_evf_sam2.py and give it as --checkpoint / load_from; the
+# projects/EVF-SAM2/tools/convert_evf_sam2.py and give it as --weights / load_from; the
 # pretrained files above are then not needed (the inferencer does not initialise weights).
 _base_ = ['../../../configs/evf_sam/evf-beit3l_sam-h_refcoco.py']
-# the project package, with the repository root importable (PYTHONPATH=.; see the README)
+# the project package, with the repository root importable (PYTHONPATH=.; see the project's
+# README, projects/EVF-SAM2/README.md)
 custom_imports = dict(imports=['projects.EVF-SAM2.evf_sam2'], allow_failed_imports=False)
 sam2_checkpoint = 'checkpoints/sam2_hiera_large.pt'
 
@@ -22,8 +23,8 @@ model = dict(
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True,
-        beit_mean=[0.5, 0.5, 0.5],
-        beit_std=[0.5, 0.5, 0.5],
+        mm_mean=[0.5, 0.5, 0.5],
+        mm_std=[0.5, 0.5, 0.5],
         pad_token_id=1),
     # the official checkpoints are SAM-2.0 (sam2's configs/sam2/, not configs/sam2.1/);
     # the official sam_scale "large" / "tiny" are sam2_hiera_l / sam2_hiera_t
@@ -36,10 +37,10 @@ model = dict(
 
 # SAM-2's stretch to sam_size² (the official eval / training resampler: Pillow bilinear)
 train_pipeline = [
-    dict(type='SAM2Resize', sam_size=t['sam_size'], beit_size=t['beit_size'], backend='pil')
+    dict(type='SAM2Resize', sam_size=t['sam_size'], mm_size=t['mm_size'], backend='pil')
     if t['type'] == 'SAMResize' else t for t in _base_.train_pipeline]
 test_pipeline = [
-    dict(type='SAM2Resize', sam_size=t['sam_size'], beit_size=t['beit_size'], backend='pil')
+    dict(type='SAM2Resize', sam_size=t['sam_size'], mm_size=t['mm_size'], backend='pil')
     if t['type'] == 'SAMResize' else t for t in _base_.test_pipeline]
 train_dataloader = dict(dataset=dict(datasets=[
     dict(d, pipeline=train_pipeline) for d in _base_.train_dataloader.dataset.datasets]))

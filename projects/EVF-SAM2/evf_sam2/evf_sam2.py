@@ -4,9 +4,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from mmevf.models.heads import SAMPromptHead
 from mmevf.models.segmentors.text_prompt_segmentor import (DecodeGroup, LowResOutput,
                                                             TextPromptSegmentor)
 from mmevf.registry import MODELS
@@ -99,6 +99,7 @@ class EVFSAM2(TextPromptSegmentor):
     """
     image_embedding_cacheable = False  # no embedding cache for SAM-2 (yet)
     supports_geometric_prompts = True
+    mask_threshold: float = 0.0  # its own (``__init__``), not a prompt head's
 
     def __init__(self,
                  sam2: dict,
@@ -167,7 +168,7 @@ class EVFSAM2(TextPromptSegmentor):
 
     def encode_prompts(self, inputs: Dict[str, Tensor]) -> Tensor:
         """Expressions (and their images) -> (N, 1, 256) prompt embeddings."""
-        images = inputs['beit_img'][inputs['expr_image_index']]
+        images = inputs['mm_img'][inputs['expr_image_index']]
         tokens = self.mm_encoder(images, inputs['text_ids'], inputs['text_padding_mask'])
         return self.projector(tokens, self.mm_encoder.num_vision_tokens)
 
@@ -225,36 +226,12 @@ class EVFSAM2(TextPromptSegmentor):
                  for i in range(image_embed.shape[0])], image_embed.device)
 
     # ------------------------------------------------------------------ outputs
-    def mask_logits(self, inputs: Dict[str, Tensor],
-                    data_samples: list) -> List[Tuple[Tensor, Tensor]]:
-        """Per image: logits at the original size (N_i, H, W) (bilinear, fp32, straight from
-        the low resolution: the input was stretched) and IoU scores (N_i,)."""
-        results = []
-        for (low_res, iou), sample in zip(self.decode_batch(inputs, data_samples), data_samples):
-            logits = F.interpolate(low_res.float(), tuple(sample.ori_shape[:2]),
-                                   mode='bilinear', align_corners=False)
-            results.append((logits[:, 0], iou[:, 0]))
-        return results
+    def postprocess_masks(self, low_res: Tensor, data_sample) -> Tensor:
+        """One image's (N_i, 1, 4h, 4w) low-resolution logits -> (N_i, H, W) float32 logits at
+        its original size: one bilinear resize, nothing cropped (the input was stretched)."""
+        return F.interpolate(low_res.float(), tuple(data_sample.ori_shape[:2]), mode='bilinear',
+                             align_corners=False)[:, 0]
 
-    def loss(self, inputs: Dict[str, Tensor], data_samples: list) -> Dict[str, Tensor]:
-        """BCE + dice at the original size, averaged over all masks of the batch."""
-        bce, dice, total = 0, 0, 0
-        for (logits, _), sample in zip(self.mask_logits(inputs, data_samples), data_samples):
-            gt = sample.gt_instances.masks.to_tensor(torch.float32, logits.device)
-            if gt.shape != logits.shape:
-                raise ValueError(f'{sample.img_path}: {gt.shape[0]} ground-truth masks of size '
-                                 f'{tuple(gt.shape[1:])} for {logits.shape[0]} predictions')
-            bce = bce + self.loss_bce(logits, gt, reduction_override='none').flatten(1).mean(
-                1).sum()
-            dice = dice + self.loss_dice(logits, gt, reduction_override='none').sum()
-            total += len(gt)
-        total = max(total, 1)
-        return dict(loss_mask_bce=bce / total, loss_mask_dice=dice / total)
-
-    def predict(self, inputs: Dict[str, Tensor], data_samples: list) -> list:
-        """``pred_instances``: one bool mask per expression and its predicted IoU."""
-        for (logits, scores), sample in zip(self.mask_logits(inputs, data_samples),
-                                            data_samples):
-            sample.pred_instances = InstanceData(masks=logits > self.mask_threshold,
-                                                 scores=scores.float())
-        return data_samples
+    # EVF-SAM's BCE + dice per mask, as SAMPromptHead computes it, on this model's own
+    # `loss_bce` / `loss_dice` (SAM-2's decoder is not a SAMPromptHead)
+    mask_loss = SAMPromptHead.loss

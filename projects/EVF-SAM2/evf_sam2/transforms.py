@@ -21,7 +21,7 @@ class SAM2Resize(SAMResize):
 
     Args:
         sam_size: SAM-2's ``image_size`` (1024).
-        beit_size: side of the BEiT-3 input (224).
+        mm_size: side of the BEiT-3 input (224).
         backend: the resampler, as the official code paths differ:
 
             - ``'pil'``: Pillow bilinear (antialiased) on the uint8 image, the official
@@ -32,9 +32,9 @@ class SAM2Resize(SAMResize):
               ``Resize``), stored as float32 on the 0-255 scale.
     """
 
-    def __init__(self, sam_size: int = 1024, beit_size: Optional[int] = 224,
+    def __init__(self, sam_size: int = 1024, mm_size: Optional[int] = 224,
                  backend: str = 'pil') -> None:
-        super().__init__(sam_size=sam_size, beit_size=beit_size)
+        super().__init__(sam_size=sam_size, mm_size=mm_size)
         if backend not in BACKENDS:
             raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
         self.backend = backend
@@ -55,8 +55,8 @@ class SAM2Resize(SAMResize):
 
     def transform(self, results: dict) -> dict:
         img = results['img']
-        if self.beit_size is not None:
-            results['beit_img'] = self.beit_image(img)
+        if self.mm_size is not None:
+            results['mm_img'] = self.mm_image(img)
         h, w = img.shape[:2]
         results['img'] = self.stretch(img)
         results['img_shape'] = (self.sam_size, self.sam_size)
@@ -65,5 +65,5 @@ class SAM2Resize(SAMResize):
         return results
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(sam_size={self.sam_size}, beit_size={self.beit_size}, '
+        return (f'{type(self).__name__}(sam_size={self.sam_size}, mm_size={self.mm_size}, '
                 f'backend={self.backend!r})')

@@ -1,7 +1,10 @@
 """Helpers of EVF-SAM2's tests; every test module skips when ``sam2`` is not installed."""
+import importlib
 import os
 import subprocess
 from pathlib import Path
+from types import ModuleType
+from typing import Optional
 
 import pytest
 
@@ -11,6 +14,14 @@ ROOT = PROJECT.parents[1]
 SKIP_REASON = ('EVF-SAM2 needs the optional sam2 package: '
                'SAM2_BUILD_CUDA=0 pip install sam2==1.1.0 hydra-core iopath')
 TINY_CONFIG = PROJECT / 'configs' / 'evf-sam2-tiny_synthref.py'
+# the package's one name (the repository root is on the path: conftest.py)
+PACKAGE = 'projects.EVF-SAM2.evf_sam2'
+
+
+def import_project(module: Optional[str] = None) -> ModuleType:
+    """The project package, or one of its modules, by its one name; importing it registers
+    ``EVFSAM2`` and ``SAM2Resize``."""
+    return importlib.import_module(PACKAGE if module is None else f'{PACKAGE}.{module}')
 
 
 def require_sam2() -> None:

@@ -1,18 +1,15 @@
 """The released configs: BEiT-3-L + SAM-2-L has the paper's 898M parameters (counted on the
 meta device by tools/analysis/count_params.py); every config parses with SAM-2's pipeline and
-imports the package by its mmdet-style name; the short name ``evf_sam2`` gives the same modules."""
-import os
-import subprocess
+imports the package by its one, mmdet-style name, as the project's tools do."""
 import sys
 import textwrap
 
 import pytest
-from evf_sam2_helpers import PROJECT, ROOT, require_sam2, run_command
+from evf_sam2_helpers import PACKAGE, PROJECT, ROOT, TINY_CONFIG, require_sam2, run_command
 
 require_sam2()
 
 CONFIGS = sorted((PROJECT / 'configs').glob('*.py'))
-PACKAGE = 'projects.EVF-SAM2.evf_sam2'
 
 
 def test_param_count_l_matches_paper():
@@ -40,29 +37,19 @@ def test_configs_parse_with_sam2_pipeline(path):
             assert 'SAM2Resize' in types and 'SAMResize' not in types, types
 
 
-@pytest.mark.parametrize('first', ['short', 'full'])
-def test_short_name_is_the_same_package(tmp_path, first):
-    """A config of the first release (``custom_imports=['evf_sam2']``, the project folder on the
-    path) and the mmdet-style name load one package: same module objects, EVFSAM2 registered
-    once, whichever comes first (a second copy would raise 'already registered')."""
-    old_config = tmp_path / 'old_config.py'
-    old_config.write_text(f"_base_ = ['{PROJECT / 'configs' / 'evf-sam2-tiny_synthref.py'}']\n"
-                          "custom_imports = dict(imports=['evf_sam2'])\n")
-    imports = ['evf_sam2', PACKAGE] if first == 'short' else [PACKAGE, 'evf_sam2']
+def test_one_name():
+    """The package has one name: a config and a project tool, loaded as users run them
+    (``PYTHONPATH=.`` from the repository root), import ``projects.EVF-SAM2.evf_sam2`` only; the
+    short name ``evf_sam2`` (a second copy, registering EVFSAM2 twice) does not import."""
     script = textwrap.dedent(f"""
-        import importlib, sys
-        sys.path.insert(0, {str(PROJECT)!r})
+        import importlib.util, runpy, sys
         from mmengine.config import Config
         from mmevf.registry import MODELS
-        a, b = (importlib.import_module(name) for name in {imports!r})
-        assert a is b, (a, b)
-        import evf_sam2.video
-        assert evf_sam2.video is sys.modules[{PACKAGE!r} + '.video']
-        cfg = Config.fromfile({str(old_config)!r})  # imports 'evf_sam2' once more
-        assert MODELS.get('EVFSAM2') is a.EVFSAM2
-        assert a.EVFSAM2.__module__ == {PACKAGE!r} + '.evf_sam2'
-        print('one package')
+        Config.fromfile({str(TINY_CONFIG)!r})
+        runpy.run_path({str(PROJECT / 'tools' / 'infer_video.py')!r}, run_name='tool')
+        assert MODELS.get('EVFSAM2').__module__ == {PACKAGE!r} + '.evf_sam2'
+        assert not [name for name in sys.modules if name.split('.')[0] == 'evf_sam2']
+        assert importlib.util.find_spec('evf_sam2') is None
+        print('one name')
     """)
-    proc = subprocess.run([sys.executable, '-c', script], cwd=tmp_path, capture_output=True,
-                          text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    assert proc.returncode == 0 and 'one package' in proc.stdout, proc.stderr[-3000:]
+    assert 'one name' in run_command([sys.executable, '-c', script])

@@ -2,7 +2,6 @@
 gives the masks of a reference forward on the same weights: ``sam2``'s own
 ``SAM2ImagePredictor`` with the text embedding injected as the official EVF-SAM2 does."""
 import json
-import subprocess
 import sys
 
 import cv2
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from evf_sam2_helpers import PROJECT, TINY_CONFIG, require_sam2
+from evf_sam2_helpers import PROJECT, TINY_CONFIG, import_project, require_sam2, run_command
 
 require_sam2()
 
@@ -27,7 +26,7 @@ SAM2_CONFIG = 'configs/sam2/sam2_hiera_t.yaml'
 def parity_cfg(synthref_root) -> Config:
     """The tiny config at SAM-2's own 1024² input, with SAM2ImagePredictor's resampler and
     the official projector token (the image [CLS])."""
-    import evf_sam2  # noqa: F401
+    import_project()  # registers EVFSAM2 and SAM2Resize
     cfg = Config.fromfile(str(TINY_CONFIG))
     cfg.model.sam2.image_size = 1024
     cfg.model.projector.token = 'image_cls'
@@ -47,7 +46,7 @@ def official(synthref_root, tmp_path_factory):
     """(official folder, its state dict, the sam2 model the SAM-2 part comes from)."""
     from sam2.build_sam import build_sam2
 
-    from evf_sam2 import sam2_to_official
+    sam2_to_official = import_project().sam2_to_official
     register_all_modules()
     init_default_scope('mmevf')
     torch.manual_seed(0)
@@ -83,7 +82,7 @@ def test_official_layout_keys(official):
 
 
 def test_convert_refuses_unknown_keys_and_sam1():
-    from evf_sam2 import convert_evf_sam2_state_dict
+    convert_evf_sam2_state_dict = import_project().convert_evf_sam2_state_dict
     good = {'visual_model.sam_mask_decoder.iou_token.weight': torch.zeros(1)}
     assert list(convert_evf_sam2_state_dict(good)) == ['sam2.sam_mask_decoder.iou_token.weight']
     with pytest.raises(ValueError, match='outside the EVF-SAM2 layout'):
@@ -96,10 +95,9 @@ def test_convert_load_strict_and_parity(official, synthref_root, tmp_path):
     from sam2.sam2_image_predictor import SAM2ImagePredictor
     folder, state, sam2, cfg = official
     dst = tmp_path / 'evf_sam2_tiny.pth'
-    out = subprocess.run([sys.executable, str(PROJECT / 'tools' / 'convert_evf_sam2.py'),
-                          str(folder), str(dst)], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert f'converted {len(state)} tensors' in out.stdout
+    out = run_command([sys.executable, str(PROJECT / 'tools' / 'convert_evf_sam2.py'),
+                       str(folder), str(dst)])
+    assert f'converted {len(state)} tensors' in out
     assert (tmp_path / 'evf_sam2_tiny_tokenizer' / 'sentencepiece.bpe.model').is_file()
 
     model = MODELS.build(cfg.model).eval()
@@ -121,7 +119,7 @@ def test_convert_load_strict_and_parity(official, synthref_root, tmp_path):
         predictor = SAM2ImagePredictor(sam2)
         rgb = cv2.imread(samples[0].img_path)[..., ::-1].copy()
         predictor.set_image(rgb)
-        tokens = model.mm_encoder(inputs['beit_img'][inputs['expr_image_index']],
+        tokens = model.mm_encoder(inputs['mm_img'][inputs['expr_image_index']],
                                   inputs['text_ids'], inputs['text_padding_mask'])
         feat = F.linear(F.relu(F.linear(tokens[:, :1], state['text_hidden_fcs.0.0.weight'],
                                         state['text_hidden_fcs.0.0.bias'])),

@@ -1,12 +1,11 @@
 """TextSegInferencer and tools/infer.py run a converted tiny EVF-SAM2 checkpoint."""
-import subprocess
 import sys
 
 import mmcv
 import numpy as np
 import pytest
 import torch
-from evf_sam2_helpers import PROJECT, TINY_CONFIG, require_sam2, run_command
+from evf_sam2_helpers import PROJECT, TINY_CONFIG, import_project, require_sam2, run_command
 
 require_sam2()
 
@@ -17,7 +16,6 @@ def converted(tmp_path_factory, synthref_root):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
-    import evf_sam2
     from mmevf.engine.runner_setup import register_all_modules
     from mmevf.registry import MODELS
     register_all_modules()
@@ -26,7 +24,7 @@ def converted(tmp_path_factory, synthref_root):
     model = MODELS.build(Config.fromfile(str(TINY_CONFIG)).model)
     model.init_weights()
     state = model.state_dict()
-    official = evf_sam2.sam2_to_official(
+    official = import_project().sam2_to_official(
         {k[len('sam2.'):]: v for k, v in state.items() if k.startswith('sam2.')})
     official.update({'mm_extractor.beit3.' + k[len('mm_encoder.'):]: v
                      for k, v in state.items() if k.startswith('mm_encoder.')})
@@ -37,9 +35,8 @@ def converted(tmp_path_factory, synthref_root):
     torch.save(official, folder / 'pytorch_model.bin')
     (folder / 'config.json').write_text('{"model_type": "evf", "sam_scale": "tiny"}')
     dst = folder.parent / 'tiny_evf_sam2.pth'
-    out = subprocess.run([sys.executable, str(PROJECT / 'tools' / 'convert_evf_sam2.py'),
-                          str(folder), str(dst)], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-3000:]
+    run_command([sys.executable, str(PROJECT / 'tools' / 'convert_evf_sam2.py'), str(folder),
+                 str(dst)])
     return dst, state
 
 

@@ -4,13 +4,13 @@ token appended to its prompt encoder's tokens; SAM-2's image encoder once per im
 import numpy as np
 import pytest
 import torch
-from evf_sam2_helpers import TINY_CONFIG, require_sam2
+from evf_sam2_helpers import TINY_CONFIG, import_project, require_sam2
 
 require_sam2()
 
 from mmengine.config import Config  # noqa: E402
 
-from mmevf.apis import TextSegInferencer  # noqa: E402
+from mmevf.apis import TextSegInferencer, pair_inputs  # noqa: E402
 from tests.test_apis.test_point_box_prompts import (CASES, HEIGHT, WIDTH,  # noqa: E402,F401
                                                     image, sam_inputs, tensor_mode)
 from tests.test_apis.test_text_seg_inferencer import EncoderCalls  # noqa: E402
@@ -20,7 +20,7 @@ from tests.test_apis.test_text_seg_inferencer import EncoderCalls  # noqa: E402
 def inferencer(synthref_root, tmp_path_factory):
     """The tiny EVF-SAM2 (SAM-2 Hiera-T at 256²) with random weights moved off their
     initialisation, its test pipeline resizing as SAM2ImagePredictor does (``backend='sam2'``)."""
-    import evf_sam2  # noqa: F401
+    import_project()  # registers EVFSAM2 and SAM2Resize
     cfg = Config.fromfile(str(TINY_CONFIG))
     cfg.test_pipeline = [dict(t, backend='sam2') if t['type'] == 'SAM2Resize' else t
                          for t in cfg.test_pipeline]
@@ -103,7 +103,7 @@ def test_text_with_points_and_box(inferencer, image):
     assert (low_res[1] - low_res[0]).abs().max() > 1e-3
 
     # reference: the predictor with the text token appended to its prompt encoder's output
-    items = inferencer.pair_inputs(image, texts[1])
+    items = pair_inputs(image, texts[1])
     data = model.data_preprocessor(next(inferencer.preprocess(items)))
     with torch.no_grad():
         text = model.encode_prompts(data['inputs'])  # (1, 1, 256)

@@ -4,7 +4,7 @@ AMP with resume, ZeRO-2 through tools/dist_train.sh with resume; SAM-2's pretrai
 import torch
 from evf_sam2_helpers import TINY_CONFIG, require_sam2
 
-from tests.test_tools.test_train_resume import tiny_cfg
+from tests.fixtures.tiny_runs import tiny_cfg
 
 require_sam2()
 
@@ -75,13 +75,14 @@ def test_single_mask_output(synthref_root):
 
 
 def test_tiny_amp_train_and_resume(synthref_root, tmp_path):
-    """bf16 AMP (mmevf's AmpOptimWrapper, as ``tools/train.py --amp``) trains the tiny
+    """bf16 AMP (mmevf's AnyDeviceAmpOptimWrapper, as ``tools/train.py --amp``) trains the tiny
     EVF-SAM2, and resuming from iteration 2 repeats iterations 3-4."""
     from mmengine.runner import Runner
 
     def run(work_dir, **overrides):
         cfg = tiny_cfg(synthref_root, work_dir, config=TINY_CONFIG, **overrides)
-        cfg.optim_wrapper.update(type='AmpOptimWrapper', dtype='bfloat16', loss_scale='dynamic')
+        cfg.optim_wrapper.update(type='AnyDeviceAmpOptimWrapper', dtype='bfloat16',
+                                 loss_scale='dynamic')
         runner = Runner.from_cfg(cfg)
         seen = []
         runner.model.projector.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
@@ -102,8 +103,8 @@ def test_tiny_zero2_dist_train_and_resume(synthref_root, tmp_path):
 
     from evf_sam2_helpers import PROJECT, ROOT, run_command
 
-    from tests.test_foundation.test_dist_train import free_port
-    from tests.test_tools.test_zero2_train import losses
+    from tests.conftest import free_port
+    from tests.fixtures.tiny_runs import logged_losses as losses
     cfg = tiny_cfg(synthref_root, tmp_path / 'full',
                    config=PROJECT / 'configs' / 'evf-sam2-tiny_synthref_zero2.py')
     config = tmp_path / 'tiny_sam2_zero2.py'

@@ -8,7 +8,7 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-from evf_sam2_helpers import PROJECT, TINY_CONFIG, require_sam2
+from evf_sam2_helpers import PROJECT, TINY_CONFIG, import_project, require_sam2
 
 require_sam2()
 
@@ -33,9 +33,9 @@ def checkpoint(tmp_path_factory):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
-    import evf_sam2  # noqa: F401
     from mmevf.engine.runner_setup import register_all_modules
     from mmevf.registry import MODELS
+    import_project()  # registers EVFSAM2 and SAM2Resize
     register_all_modules()
     init_default_scope('mmevf')
     torch.manual_seed(0)
@@ -50,13 +50,11 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def tracker(checkpoint, synthref_root):
-    from evf_sam2.video import EVFSAM2VideoTracker
-
     from mmevf.apis import TextSegInferencer
     inferencer = TextSegInferencer(str(TINY_CONFIG), weights=str(checkpoint),
                                    tokenizer=str(synthref_root / 'tokenizer'), device='cpu',
                                    show_progress=False)
-    return EVFSAM2VideoTracker(inferencer)
+    return import_project().EVFSAM2VideoTracker(inferencer)
 
 
 @pytest.fixture(scope='module')
@@ -69,8 +67,9 @@ def test_matches_sam2_video_predictor(tracker, clip):
     """The streaming loop = sam2's SAM2VideoPredictor (built with the video overrides the
     official EVF-SAM2 uses) fed the same frames, with frame 0 prompted as the official
     ``add_new_text`` does; 20 frames, so the tracker's memory window (16) is exercised."""
-    from evf_sam2.video import VideoFrames, text_prompted
     from sam2.build_sam import build_sam2_video_predictor
+    project = import_project()
+    VideoFrames, text_prompted = project.VideoFrames, project.text_prompted
     root, meta = clip
     frames = VideoFrames(str(root / 'frames'))
     ours = {r.frame.index: (r.logits, r.object_score)
@@ -108,9 +107,8 @@ def test_matches_sam2_video_predictor(tracker, clip):
 
 
 def test_first_frame_equals_image_path(tracker, clip):
-    from evf_sam2.video import VideoFrames
     root, meta = clip
-    frames = VideoFrames(str(root / 'frames'))
+    frames = import_project().VideoFrames(str(root / 'frames'))
     first = next(iter(tracker.track(frames, meta['expression'])))
     image = mmcv.imread(str(root / meta['frames'][0]))
     result = tracker.inferencer(image, meta['expression'])

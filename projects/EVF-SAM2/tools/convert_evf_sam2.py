@@ -1,6 +1,6 @@
 """Convert an official EVF-SAM2 checkpoint folder into an mmevf ``EVFSAM2`` checkpoint.
 
-``python projects/EVF-SAM2/tools/convert_evf_sam2.py SRC_FOLDER DST.pth [--force]``
+``PYTHONPATH=. python projects/EVF-SAM2/tools/convert_evf_sam2.py SRC_FOLDER DST.pth [--force]``
 
 SRC_FOLDER is a Hugging Face folder (``config.json`` + ``pytorch_model.bin`` /
 ``model.safetensors`` / shards + tokenizer files), e.g. a download of ``YxZhang/evf-sam2`` or
@@ -12,18 +12,14 @@ for ``load_from`` / ``--weights``; the tokenizer files are copied to ``DST_token
 Existing outputs are never overwritten unless ``--force`` is given.
 """
 import argparse
-import os.path as osp
-import sys
+import importlib
 from typing import Dict, List, Optional
 
+from mmevf.checkpoint.folder_converter import convert_evf_folder, print_tokenizer
 
-PROJECT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if PROJECT not in sys.path:  # the project package by its short name, evf_sam2
-    sys.path.insert(0, PROJECT)
-
-from evf_sam2 import convert_evf_sam2_state_dict  # noqa: E402
-
-from mmevf.checkpoint.folder_converter import convert_evf_folder, print_tokenizer  # noqa: E402,E501
+# the project package by its one name, with the repository root importable (PYTHONPATH=.);
+# importing it registers EVFSAM2 and SAM2Resize
+evf_sam2 = importlib.import_module('projects.EVF-SAM2.evf_sam2')
 
 SAM2_CONFIGS = {'large': 'configs/sam2/sam2_hiera_l.yaml', 'tiny': 'configs/sam2/sam2_hiera_t.yaml',
                 'small': 'configs/sam2/sam2_hiera_s.yaml',
@@ -46,7 +42,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
 
     _, config, tok_dir, copied = convert_evf_folder(
-        args.src, args.dst, convert_evf_sam2_state_dict,
+        args.src, args.dst, evf_sam2.convert_evf_sam2_state_dict,
         lambda config: dict(arch=describe(config)), args.force)
     arch = describe(config)
     print('architecture: ' + ', '.join(f'{k}={v}' for k, v in arch.items()))

@@ -1,6 +1,6 @@
 """Track a SynthRef clip's named object and score every frame against its true mask.
 
-``python projects/EVF-SAM2/tools/eval_video_clip.py CLIP --config CONFIG --weights CKPT
+``PYTHONPATH=. python projects/EVF-SAM2/tools/eval_video_clip.py CLIP --config CONFIG --weights CKPT
 [--tokenizer DIR] [--device cpu]``
 
 CLIP is a folder written by ``tools/dataset_converters/make_synthref_clip.py`` (``frames/``,
@@ -9,25 +9,21 @@ the time per frame and the process's peak resident memory (what stays flat with 
 length when frames are streamed).
 """
 import argparse
+import importlib
 import json
 import os.path as osp
 import resource
-import sys
 import time
 from typing import List, Optional
 
-PROJECT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-ROOT = osp.dirname(osp.dirname(PROJECT))
-for path in (ROOT, PROJECT):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import evf_sam2  # noqa: E402,F401
-import numpy as np  # noqa: E402
-from evf_sam2.video import EVFSAM2VideoTracker, VideoFrames  # noqa: E402
+from mmevf.apis import TextSegInferencer
 
-from mmevf.apis import TextSegInferencer  # noqa: E402
+# the project package by its one name, with the repository root importable (PYTHONPATH=.);
+# importing it registers EVFSAM2 and SAM2Resize
+evf_sam2 = importlib.import_module('projects.EVF-SAM2.evf_sam2')
 
 
 def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -48,8 +44,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
         meta = json.load(f)
     inferencer = TextSegInferencer(args.config, weights=args.weights, tokenizer=args.tokenizer,
                                    device=args.device, show_progress=False)
-    tracker = EVFSAM2VideoTracker(inferencer)
-    frames = VideoFrames(osp.join(args.clip, 'frames'))
+    tracker = evf_sam2.EVFSAM2VideoTracker(inferencer)
+    frames = evf_sam2.VideoFrames(osp.join(args.clip, 'frames'))
     ious, start = [], time.perf_counter()
     for result in tracker.track(frames, meta['expression']):
         gt = cv2.imread(osp.join(args.clip, meta['masks'][result.frame.index]),

@@ -1,7 +1,7 @@
 """Segment what a text names on a clip's first frame and track it through the clip (EVF-SAM2).
 
-``python projects/EVF-SAM2/tools/infer_video.py VIDEO TEXT --config CONFIG --weights CKPT
-[--tokenizer DIR] --out-dir DIR [--device cpu]``
+``PYTHONPATH=. python projects/EVF-SAM2/tools/infer_video.py VIDEO TEXT --config CONFIG
+--weights CKPT [--tokenizer DIR] --out-dir DIR [--device cpu]``
 
 VIDEO is a folder of frames (numbered frames, e.g. ``00000.jpg``, in numeric order; other
 names sorted) or a video file. The text prompts frame 0 (BEiT-3 + SAM-2, as the image path);
@@ -11,7 +11,7 @@ embedding computed once. Written as they come:
 
 - ``DIR/masks/{frame}.png``: the mask (0 / 255) at the frame's size;
 - ``DIR/overlay/{frame}.jpg`` (a folder of frames) or ``DIR/overlay.mp4`` (a video file): the
-  mask over the frame;
+  mask over the frame with the text, drawn as ``tools/infer.py`` draws an image;
 - ``DIR/track.json`` at the end: the text and, per frame, SAM-2's object score and the mask's
   area.
 
@@ -19,25 +19,21 @@ A frame that does not decode stops the run with an error naming it; what was wri
 stays. An ``DIR`` holding masks or overlays already is refused (nothing is overwritten).
 """
 import argparse
+import importlib
 import json
 import os
 import os.path as osp
-import sys
 from typing import List, Optional
 
-PROJECT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-ROOT = osp.dirname(osp.dirname(PROJECT))
-for path in (ROOT, PROJECT):  # mmevf from the checkout, the project package evf_sam2
-    if path not in sys.path:
-        sys.path.insert(0, path)
+import cv2
+import numpy as np
+from rich.progress import track
 
-import cv2  # noqa: E402
-import evf_sam2  # noqa: E402,F401  (registers EVFSAM2 and SAM2Resize)
-import numpy as np  # noqa: E402
-from evf_sam2.video import EVFSAM2VideoTracker, VideoFrames, overlay  # noqa: E402
-from rich.progress import track  # noqa: E402
+from mmevf.apis import TextSegInferencer
 
-from mmevf.apis import TextSegInferencer  # noqa: E402
+# the project package by its one name, with the repository root importable (PYTHONPATH=.);
+# importing it registers EVFSAM2 and SAM2Resize
+evf_sam2 = importlib.import_module('projects.EVF-SAM2.evf_sam2')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -67,11 +63,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     if not args.text.strip():
         raise SystemExit('error: the text is empty')
-    frames = VideoFrames(args.video)  # a missing or unreadable video is named here
+    frames = evf_sam2.VideoFrames(args.video)  # a missing or unreadable video is named here
     check_out_dir(args.out_dir)
     inferencer = TextSegInferencer(args.config, weights=args.weights, tokenizer=args.tokenizer,
                                    device=args.device, show_progress=False)
-    tracker = EVFSAM2VideoTracker(inferencer)
+    tracker = evf_sam2.EVFSAM2VideoTracker(inferencer)
     os.makedirs(osp.join(args.out_dir, 'masks'), exist_ok=True)
     if not frames.is_video_file:
         os.makedirs(osp.join(args.out_dir, 'overlay'), exist_ok=True)
@@ -84,7 +80,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
             mask = (result.logits > 0).cpu().numpy()
             cv2.imwrite(osp.join(args.out_dir, 'masks', f'{frame.name}.png'),
                         mask.astype(np.uint8) * 255)
-            drawn = overlay(frame.image, mask)
+            # the image path's picture (mask, text, legend), by the inferencer's visualizer
+            drawn = np.ascontiguousarray(inferencer.visualizer.draw_expression(
+                frame.image[..., ::-1], args.text, mask)[..., ::-1])
             if frames.is_video_file:
                 if writer is None:
                     height, width = drawn.shape[:2]

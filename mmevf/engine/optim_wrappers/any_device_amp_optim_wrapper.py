@@ -1,4 +1,4 @@
-"""mmengine's ``AmpOptimWrapper``, also on CPU."""
+"""mmengine's ``AmpOptimWrapper`` on any device: also on the CPU."""
 from contextlib import contextmanager
 from typing import Optional, Union
 
@@ -12,14 +12,15 @@ from mmevf.registry import OPTIM_WRAPPERS
 
 
 @OPTIM_WRAPPERS.register_module()
-class AmpOptimWrapper(MMEngineAmpOptimWrapper):
+class AnyDeviceAmpOptimWrapper(MMEngineAmpOptimWrapper):
     """Automatic mixed precision, as mmengine's wrapper on GPU / NPU / MLU / MUSA, and on CPU.
 
     mmengine 0.10.7 asserts an accelerator and its autocast accepts only bf16 on CPU; here a
     CPU run autocasts to ``dtype`` (default bfloat16, float16 also works) and scales the loss
-    only for float16 (bfloat16 has float32's exponent range). Configs keep writing
-    ``type='AmpOptimWrapper'`` (scope ``mmevf`` finds this class first) and ``tools/train.py
-    --amp [--amp-dtype bfloat16|float16]`` selects it.
+    only for float16 (bfloat16 has float32's exponent range). Its own name, so that mmengine's
+    ``AmpOptimWrapper`` keeps its meaning: configs write ``type='AnyDeviceAmpOptimWrapper'``
+    with mmengine's ``dtype='bfloat16'`` / ``'float16'``, and ``tools/train.py --amp
+    [--dtype bf16|fp16]`` selects it (``--dtype`` alone implies ``--amp``).
     """
 
     def __init__(self,

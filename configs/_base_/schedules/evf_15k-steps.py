@@ -3,7 +3,7 @@
 # One MMEngine iteration is one micro-batch, so 15k optimizer steps = 30k iterations.
 # Betas / weight decay / warm-up follow LISA's train_ds.py, which EVF-SAM was built from.
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
+    type='AnyDeviceAmpOptimWrapper',
     dtype='bfloat16',
     constructor='TrainableParamsOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.95), weight_decay=0.0),

@@ -2,25 +2,19 @@
 
 The official ``inference_video.py`` loads every frame up front (stretched to 1024², float32:
 12 MB a frame) and SAM-2's video predictor keeps every frame's outputs. Here frames are read,
-encoded and forgotten one at a time, and only the memory SAM-2 can still attend to is kept (the
-prompted frame plus the last ``max(num_maskmem * stride, max_obj_ptrs_in_encoder)`` frames), so
-memory stays flat with clip length. Each frame's SAM-2 image embedding is computed once.
+encoded and forgotten one at a time (:class:`~.video_frames.VideoFrames`), and only the memory
+SAM-2 can still attend to is kept (the prompted frame plus the last
+``max(num_maskmem * stride, max_obj_ptrs_in_encoder)`` frames), so memory stays flat with clip
+length. Each frame's SAM-2 image embedding is computed once.
 """
-import os
-import os.path as osp
 from contextlib import contextmanager, nullcontext
 from typing import Dict, Iterator, NamedTuple, Optional, Tuple
 
-import cv2
-import mmcv
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmevf.apis.inference_inputs import IMAGE_SUFFIXES
-
-VIDEO_SUFFIXES = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v')
+from .video_frames import Frame, VideoFrames
 
 
 @contextmanager
@@ -49,80 +43,6 @@ def text_prompted(sam2: nn.Module, text_embeds: Tensor) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
-
-
-class Frame(NamedTuple):
-    """One frame of a clip: its index, a name for files and messages (``00012`` or the image
-    file's stem) and the (H, W, 3) uint8 BGR image."""
-    index: int
-    name: str
-    image: np.ndarray
-
-
-def _frame_order(name: str) -> tuple:
-    """Numbered frames in numeric order (``2.jpg`` before ``10.jpg``), others by name."""
-    stem = osp.splitext(name)[0]
-    return (0, int(stem), name) if stem.isdigit() else (1, 0, name)
-
-
-class VideoFrames:
-    """The frames of a clip, decoded one at a time: a folder of images (numbered frames in
-    numeric order, as SAM-2's loader; any other names sorted) or a video file (read by
-    ``mmcv.VideoReader``). A frame that does not decode raises a ``ValueError`` naming it.
-
-    Args:
-        path: a folder of frames or a video file.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        if osp.isdir(path):
-            self.files = sorted((name for name in os.listdir(path)
-                                 if name.lower().endswith(IMAGE_SUFFIXES)), key=_frame_order)
-            if not self.files:
-                raise FileNotFoundError(f'no frame ({", ".join(IMAGE_SUFFIXES)}) in folder '
-                                        f'{path}')
-            self.reader = None
-            self.fps = 25.0
-            return
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'video {path} does not exist')
-        self.files = None
-        try:
-            self.reader = mmcv.VideoReader(path)
-        except AssertionError:  # mmcv asserts that OpenCV opened it
-            self.reader = None
-        if self.reader is None or self.reader.frame_cnt <= 0:
-            raise ValueError(f'cannot read video {path}: not a video file OpenCV can decode, '
-                             f'or corrupt')
-        self.fps = float(self.reader.fps) or 25.0
-
-    def __len__(self) -> int:
-        return len(self.files) if self.files is not None else self.reader.frame_cnt
-
-    @property
-    def is_video_file(self) -> bool:
-        return self.reader is not None
-
-    def __iter__(self) -> Iterator[Frame]:
-        if self.files is not None:
-            for i, name in enumerate(self.files):
-                file = osp.join(self.path, name)
-                try:
-                    image = mmcv.imread(file)
-                except Exception as err:  # noqa: BLE001  (any decoder failure names the file)
-                    raise ValueError(f'cannot decode frame {file}: {err}') from err
-                if image is None:
-                    raise ValueError(f'cannot decode frame {file}: not an image file, or '
-                                     f'corrupt')
-                yield Frame(i, osp.splitext(name)[0], image)
-            return
-        for i in range(len(self)):
-            image = self.reader.read()
-            if image is None:
-                raise ValueError(f'cannot decode frame {i} of video {self.path} (of '
-                                 f'{len(self)} frames): the file is truncated or corrupt')
-            yield Frame(i, f'{i:05d}', image)
 
 
 class TrackedFrame(NamedTuple):
@@ -171,7 +91,7 @@ class EVFSAM2VideoTracker:
     # ------------------------------------------------------------------ inputs
     def preprocess(self, frame: Frame, text: Optional[str]) -> Dict[str, Tensor]:
         """A frame (and on frame 0 the text) through the config's test pipeline and the data
-        preprocessor -> the model's inputs (``img`` (1, 3, S, S); with text ``beit_img``,
+        preprocessor -> the model's inputs (``img`` (1, 3, S, S); with text ``mm_img``,
         ``text_ids``, ...), exactly as the image path prepares an image."""
         item = dict(img=frame.image, name=f'frame {frame.name}', stem=frame.name,
                     img_id=frame.index, img_path=None, text=[text] if text else [],
@@ -252,15 +172,3 @@ def _has_sam2_extension() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available()
-
-
-def overlay(image: np.ndarray, mask: np.ndarray, color: Tuple[int, int, int] = (0, 200, 255),
-            alpha: float = 0.5) -> np.ndarray:
-    """(H, W, 3) uint8 BGR image with the (H, W) bool mask blended in ``color`` (BGR) and
-    outlined."""
-    out = image.copy()
-    out[mask] = (out[mask] * (1 - alpha) + np.array(color) * alpha).astype(np.uint8)
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                   cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(out, contours, -1, color, 1)
-    return out

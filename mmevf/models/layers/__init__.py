@@ -1,0 +1,3 @@
+from .fused_linear import fused_linear
+
+__all__ = ['fused_linear']

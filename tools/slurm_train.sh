@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Usage: tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args...]
+# Trains on a slurm cluster: srun starts GPUS tasks (one per GPU, GPUS_PER_NODE per node) and
+# each runs tools/train.py with --launcher slurm (rank, world size and master host from
+# SLURM_PROCID / SLURM_NTASKS / SLURM_NODELIST; MASTER_PORT, default 29500). Without CUDA the
+# tasks use gloo (mmevf/compat/distributed.py).
+# Environment: GPUS (default 8), GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS (more srun
+#   options, split on whitespace, e.g. "--time=2:00:00 --qos=normal"), GRES (default
+#   gpu:GPUS_PER_NODE; set it empty to leave --gres out on nodes without GPUs).
+# PYTHON defaults to <repo>/.venv/bin/python if it exists, else python.
+set -euo pipefail
+if [ $# -lt 4 ]; then
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+fi
+PARTITION=$1
+JOB_NAME=$2
+CONFIG=$3
+WORK_DIR=$4
+GPUS=${GPUS:-8}
+GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+SRUN_ARGS=${SRUN_ARGS:-}
+GRES=${GRES-gpu:$GPUS_PER_NODE}
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "$ROOT/tools/_python.sh"
+
+# shellcheck disable=SC2086  # SRUN_ARGS holds several options
+PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
+srun -p "$PARTITION" \
+    --job-name="$JOB_NAME" \
+    ${GRES:+--gres="$GRES"} \
+    --ntasks="$GPUS" \
+    --ntasks-per-node="$GPUS_PER_NODE" \
+    --cpus-per-task="$CPUS_PER_TASK" \
+    --kill-on-bad-exit=1 \
+    $SRUN_ARGS \
+    "$PYTHON" -u "$ROOT/tools/train.py" "$CONFIG" --work-dir="$WORK_DIR" --launcher=slurm \
+    "${@:5}"
