@@ -164,3 +164,47 @@ def test_regular_and_editable_wheels_carry_the_hook(tmp_path):
         files = root_files(out / proc.stdout.strip().splitlines()[-1])
         assert files['mmevf-import-hook.pth'] == PTH_LINE.encode(), kind
         assert files['_mmevf_import_hook.py'] == hook_source, kind
+
+
+def test_finder_wraps_one_import_then_removes_itself(tmp_path, monkeypatch):
+    """In this process, on a stand-in package: the finder hands the first import a loader that
+    runs the package's own code and then the fix, keeps the package's own loader on the module,
+    and leaves ``sys.meta_path`` as it was; ``MMEVF_IMPORT_HOOK=0`` keeps it out."""
+    (tmp_path / 'standin_pkg').mkdir()
+    (tmp_path / 'standin_pkg' / '__init__.py').write_text('ORDER = ["package"]\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(import_hook, 'TARGET', 'standin_pkg')
+    calls = []
+    monkeypatch.setattr(import_hook, 'apply_fix',
+                        lambda: calls.append(sys.modules['standin_pkg'].ORDER[:]) or True)
+    before = list(sys.meta_path)
+    monkeypatch.setenv(import_hook.ENV_SWITCH, '0')
+    assert not import_hook.install() and sys.meta_path == before
+    monkeypatch.delenv(import_hook.ENV_SWITCH)
+    try:
+        assert import_hook.install() and import_hook.installed()
+        assert not import_hook.install()  # once
+        import standin_pkg
+        assert calls == [['package']]  # the fix ran after the package's own code
+        assert not import_hook.installed() and sys.meta_path == before
+        assert not isinstance(standin_pkg.__loader__, import_hook.FixingLoader)
+        assert not import_hook.install()  # imported already: nothing to wrap
+    finally:
+        import_hook.uninstall()
+        sys.modules.pop('standin_pkg', None)
+
+
+def test_apply_fix_runs_mmevfs_fix_and_only_warns_when_it_fails(monkeypatch):
+    """The hook loads mmevf/compat/mmpretrain.py by its file (not the mmevf package) and runs
+    its fix; an error in it becomes a warning, so the host's import of mmpretrain goes on."""
+    import pytest
+    monkeypatch.delitem(sys.modules, import_hook.FIX_MODULE, raising=False)
+    assert import_hook.apply_fix() in (True, False)
+    module = sys.modules[import_hook.FIX_MODULE]
+    assert Path(module.__file__) == ROOT / 'mmevf' / 'compat' / 'mmpretrain.py'
+
+    def broken():
+        raise RuntimeError('boom')
+    monkeypatch.setattr(module, 'fix_mmpretrain_import', broken)
+    with pytest.warns(RuntimeWarning, match='could not apply its mmpretrain fix'):
+        assert import_hook.apply_fix() is False

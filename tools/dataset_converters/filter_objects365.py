@@ -19,7 +19,7 @@ DST is refused unless ``--force`` is given.
 import argparse
 import os.path as osp
 import sys
-from typing import Dict
+from typing import Dict, List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:  # the script is run from anywhere; mmevf lives at the repo root
@@ -53,13 +53,13 @@ def filter_objects365(src: str, dst: str, force: bool = False) -> Dict[str, int]
                 annotations=len(out['annotations']), src_annotations=len(data['annotations']))
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(
         description='Keep the Objects365 instances whose category occurs once in the image')
     parser.add_argument('src', help='COCO-format instance json')
     parser.add_argument('dst', help='filtered json to write')
     parser.add_argument('--force', action='store_true', help='overwrite an existing DST')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         counts = filter_objects365(args.src, args.dst, args.force)
     except (OSError, ValueError) as err:

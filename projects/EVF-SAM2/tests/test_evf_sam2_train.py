@@ -1,6 +1,6 @@
 """Training the tiny EVF-SAM2 on SynthRef with the maintainers' recipe (SAM-2 frozen, unchanged,
 in eval mode; only BEiT-3 and the projector train): two iterations and a validation pass, bf16
-AMP with resume, ZeRO-2 through tools/dist_train.sh with resume; SAM-2's pretrained file."""
+AMP with resume, ZeRO-2 through tools/dist_train.sh; SAM-2's pretrained file."""
 import torch
 from evf_sam2_helpers import TINY_CONFIG, require_sam2
 
@@ -95,18 +95,20 @@ def test_tiny_amp_train_and_resume(synthref_root, tmp_path):
     torch.testing.assert_close(torch.tensor(resumed), torch.tensor(full), rtol=1e-5, atol=1e-6)
 
 
-def test_tiny_zero2_dist_train_and_resume(synthref_root, tmp_path):
-    """The tiny ZeRO-2 config through ``tools/dist_train.sh`` with two CPU processes; a
-    ``--resume`` from iteration 2 repeats the uninterrupted run's losses."""
+def test_tiny_zero2_dist_train(synthref_root, tmp_path):
+    """The tiny ZeRO-2 config through ``tools/dist_train.sh`` with two CPU processes: SAM-2's
+    frozen parts and positional buffer stay fp32 under DeepSpeed's bf16, so the decoder's inputs
+    are cast (EVFSAM2.decode_image). Resuming under ZeRO-2 is the strategy's, not the model's:
+    tests/test_tools/test_zero2_train.py resumes the same strategy base."""
     import os
-    import shutil
 
     from evf_sam2_helpers import PROJECT, ROOT, run_command
 
     from tests.conftest import free_port
     from tests.fixtures.tiny_runs import logged_losses as losses
     cfg = tiny_cfg(synthref_root, tmp_path / 'full',
-                   config=PROJECT / 'configs' / 'evf-sam2-tiny_synthref_zero2.py')
+                   config=PROJECT / 'configs' / 'evf-sam2-tiny_synthref_zero2.py',
+                   **{'train_cfg.max_iters': 2})
     config = tmp_path / 'tiny_sam2_zero2.py'
     cfg.dump(str(config))
 
@@ -125,11 +127,4 @@ def test_tiny_zero2_dist_train_and_resume(synthref_root, tmp_path):
                       'bf16_zero_pp_rank_1_mp_rank_00_optim_states.pt',
                       'mp_rank_00_model_states.pt']
     full = losses(tmp_path / 'full')
-    assert sorted(full) == [1, 2, 3, 4]
-    resumed_dir = tmp_path / 'resumed'
-    resumed_dir.mkdir()
-    shutil.copytree(tmp_path / 'full/iter_2.pth', resumed_dir / 'iter_2.pth')
-    dist_train(resumed_dir, '--resume', str(resumed_dir / 'iter_2.pth'))
-    resumed = losses(resumed_dir)
-    assert sorted(resumed) == [3, 4]
-    assert all(abs(resumed[i] - full[i]) < 1e-4 for i in (3, 4)), (resumed, full)
+    assert sorted(full) == [1, 2] and all(loss > 0 for loss in full.values())
