@@ -13,26 +13,5 @@ if [ $# -lt 4 ]; then
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 fi
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-CHECKPOINT=$4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-}
-GRES=${GRES-gpu:$GPUS_PER_NODE}
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-source "$ROOT/tools/_python.sh"
-
-# shellcheck disable=SC2086  # SRUN_ARGS holds several options
-PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
-srun -p "$PARTITION" \
-    --job-name="$JOB_NAME" \
-    ${GRES:+--gres="$GRES"} \
-    --ntasks="$GPUS" \
-    --ntasks-per-node="$GPUS_PER_NODE" \
-    --cpus-per-task="$CPUS_PER_TASK" \
-    --kill-on-bad-exit=1 \
-    $SRUN_ARGS \
-    "$PYTHON" -u "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --launcher=slurm "${@:5}"
+source "$(dirname "$0")/_slurm.sh"
+slurm_run "$1" "$2" tools/test.py "$3" "$4" --launcher=slurm "${@:5}"
