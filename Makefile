@@ -22,7 +22,8 @@ TEST_WORKERS ?= 2
 TEST_THREADS ?= 1
 
 test: $(ENV_STAMP)
-	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests projects
+	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20 \
+		tests projects
 
 demo: $(ENV_STAMP)
 	PYTHON=$(PY) bash tools/run_demo.sh
