@@ -95,14 +95,16 @@ def run_lines(out: str) -> list:
     return [[float(v) for v in line.split()] for line in lines[start + 2:end]]
 
 
-def test_two_real_runs_then_nothing_retrained(tool, synthref_root, tmp_path, capsys):
+def test_a_real_run_then_nothing_retrained(tool, synthref_root, tmp_path, capsys):
     work_dir = tmp_path / 'spread'
-    argv = [CONFIG, '--seeds', '0', '1', '--threads', '1', '--work-dir', str(work_dir),
+    # one real run (four subprocesses with the second call); the statistics over several runs
+    # are tested above on hand-made lines
+    argv = [CONFIG, '--seeds', '0', '--threads', '1', '--work-dir', str(work_dir),
             '--data-root', str(synthref_root), '--cfg-options', *TINY_OPTIONS]
     assert tool.main(argv) == 0
     out = capsys.readouterr().out
     lines = run_lines(out)
-    assert [line[:2] for line in lines] == [[0, 1], [1, 1]]
+    assert [line[:2] for line in lines] == [[0, 1]]
     for _, _, ciou, giou, cross, seconds in lines:
         assert all(math.isfinite(v) for v in (ciou, giou, cross, seconds))
         assert 0 <= ciou <= 100 and 0 <= giou <= 100 and 0 <= cross <= 1 and seconds > 0
@@ -110,7 +112,7 @@ def test_two_real_runs_then_nothing_retrained(tool, synthref_root, tmp_path, cap
     summary = json.loads((work_dir / 'spread.json').read_text())
     runs = summary['runs']
     assert [(r['seed'], r['threads'], r['trained'], r['error']) for r in runs] == [
-        (0, 1, True, None), (1, 1, True, None)]
+        (0, 1, True, None)]
     for line, run in zip(lines, runs):  # the printed lines are the JSON's figures, rounded
         assert line[2:] == pytest.approx([run[k] for k in ('cIoU', 'gIoU', 'crossIoU', 'train_s')],
                                          abs=0.05)
@@ -123,19 +125,19 @@ def test_two_real_runs_then_nothing_retrained(tool, synthref_root, tmp_path, cap
                                            (('cIoU', '.2f'), ('gIoU', '.2f'),
                                             ('crossIoU', '.3f'), ('train_s', '.1f'))]
 
-    # a second call: both runs hold their final checkpoint, so nothing is trained again
+    # a second call: the run holds its final checkpoint, so nothing is trained again
     checkpoints = {p: p.stat().st_mtime_ns for p in work_dir.glob('seed*_threads1/iter_2.pth')}
-    assert len(checkpoints) == 2
+    assert len(checkpoints) == 1
     train_logs = {p: p.read_text() for p in work_dir.glob('*/train.log')}
     assert tool.main(argv) == 0
     again = capsys.readouterr().out
-    assert again.count('holds the finished run; not training again') == 2
+    assert again.count('holds the finished run; not training again') == 1
     assert 'training in' not in again
     assert {p: p.stat().st_mtime_ns for p in checkpoints} == checkpoints
     assert {p: p.read_text() for p in train_logs} == train_logs
     assert run_lines(again) == lines  # the same figures (and recorded training time)
     assert [r['trained'] for r in json.loads((work_dir / 'spread.json').read_text())['runs']] \
-        == [False, False]
+        == [False]
 
 
 def test_a_failed_run_is_reported_and_exits_1(tool, synthref_root, tmp_path, capsys,

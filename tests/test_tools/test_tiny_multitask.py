@@ -12,7 +12,7 @@ from mmengine.registry import init_default_scope
 
 from mmevf.checkpoint import load_local_checkpoint
 from mmevf.registry import MODELS
-from tests.conftest import free_port, run_command as run
+from tests.conftest import free_port, load_tool, run_command as run
 from tools.dataset_converters.synthref import make_synthref_twins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,10 +51,19 @@ def workspace(tmp_path_factory, synthref_root) -> Path:
     return cwd
 
 
-def test_test_tool_one_row_per_source(workspace):
+def run_test_tool(argv: list, workspace: Path, monkeypatch, capsys) -> str:
+    """tools/test.py in this process (its subprocess runs are tested elsewhere), from the
+    workspace (the config's relative data paths); what it printed."""
+    monkeypatch.chdir(workspace)
+    monkeypatch.setattr(sys, 'argv', ['tools/test.py', *argv])
+    load_tool('test').main()
+    return capsys.readouterr().out
+
+
+def test_test_tool_one_row_per_source(workspace, monkeypatch, capsys):
     options = ['--cfg-options'] + [f'test_dataloader.{o}' for o in FAST_LOADER]
-    rows = table(run([sys.executable, str(ROOT / 'tools/test.py'), str(CONFIG), 'tiny.pth',
-                      '--work-dir', 'all', *options], workspace))
+    rows = table(run_test_tool([str(CONFIG), 'tiny.pth', '--work-dir', 'all', *options],
+                               workspace, monkeypatch, capsys))
     assert list(rows) == SOURCES
     assert all({'cIoU', 'gIoU', 'crossIoU'} <= set(r) for r in rows.values())
     assert set(rows) - {'semantic_val'} == {s for s in rows if 'mIoU' not in rows[s]}
@@ -69,8 +78,8 @@ def test_test_tool_one_row_per_source(workspace):
         f'**{cfg.test_dataloader.dataset.datasets[3].to_dict()!r}))\n'
         f'test_evaluator = [dict({cfg.test_evaluator.metrics[3]!r}, '
         "prefix='semantic_val')]\n")
-    single = table(run([sys.executable, str(ROOT / 'tools/test.py'), str(alone), 'tiny.pth',
-                        '--work-dir', 'alone', *options], workspace))
+    single = table(run_test_tool([str(alone), 'tiny.pth', '--work-dir', 'alone', *options],
+                                 workspace, monkeypatch, capsys))
     assert single == {'semantic_val': rows['semantic_val']}
 
 
