@@ -16,6 +16,7 @@ from mmengine.runner import Runner
 import mmevf.models  # noqa: F401
 from mmevf.checkpoint.layouts import sam_vit_to_vitsam
 from mmevf.registry import MODELS
+from tests.fixtures.tiny_runs import tiny_cfg
 from tools.analysis.count_params import count, parameters_on_meta
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,21 +64,6 @@ def test_trained_backbone_configs_build(config):
         assert result['modules'][part] == paper['modules'][part]
 
 
-def tiny_cfg(name: str, synthref_root: Path, work_dir: Path) -> Config:
-    cfg = Config.fromfile(str(BACKBONES / name))
-    for loader in (cfg.train_dataloader, cfg.val_dataloader):
-        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
-        loader.dataset.data_root = str(synthref_root)
-        for transform in loader.dataset.pipeline:
-            if transform.type == 'TokenizeText':
-                transform.tokenizer = str(synthref_root / 'tokenizer')
-    cfg.merge_from_dict({
-        'work_dir': str(work_dir), 'train_cfg.max_iters': 2, 'train_cfg.val_interval': 100,
-        'train_cfg.val_begin': 100, 'default_hooks.checkpoint.interval': 100,
-        'default_hooks.checkpoint.save_best': None, 'default_hooks.logger.interval': 1})
-    return cfg
-
-
 class ParameterSnapshot(Hook):
     """The model's parameters when training starts (after their initialisation)."""
 
@@ -87,7 +73,8 @@ class ParameterSnapshot(Hook):
 
 @pytest.mark.parametrize('name', TINY_TWINS)
 def test_tiny_twin_trains(name, synthref_root, tmp_path):
-    runner = Runner.from_cfg(tiny_cfg(name, synthref_root, tmp_path))
+    runner = Runner.from_cfg(tiny_cfg(synthref_root, tmp_path, BACKBONES / name, **{
+        'train_cfg.max_iters': 2, 'default_hooks.checkpoint.interval': 100}))
     snapshot = ParameterSnapshot()
     runner.register_hook(snapshot)
     runner.train()
