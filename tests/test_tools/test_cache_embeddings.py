@@ -10,11 +10,11 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
 
 from mmevf.registry import DATASETS, MODELS
 from mmevf.utils import embedding_cache as cache
 from tests.conftest import load_tool
+from tests.fixtures import tiny_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 FLIP = dict(type='TextAwareRandomFlip', prob=0.5)
@@ -22,32 +22,16 @@ FLIP = dict(type='TextAwareRandomFlip', prob=0.5)
 
 def tiny_cfg(name: str, synthref_root: Path, work_dir: Path, cache_dir: Path = None,
              **overrides) -> Config:
-    """A tiny SynthRef config as tests/test_tools/test_train_resume.py trains it: batch 2,
-    4 iterations, checkpoints every 2, deterministic, no data workers."""
-    cfg = Config.fromfile(str(ROOT / f'configs/evf_sam/{name}.py'))
+    """``configs/evf_sam/{name}.py`` made test-sized (tests/fixtures/tiny_runs.py), its
+    embedding cache read from ``cache_dir``."""
+    cfg = tiny_runs.tiny_cfg(synthref_root, work_dir, ROOT / f'configs/evf_sam/{name}.py',
+                             **overrides)
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
-        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
         for dataset in loader.dataset.get('datasets', [loader.dataset]):
-            dataset.data_root = str(synthref_root)
             for transform in dataset.pipeline:
-                if transform.type == 'TokenizeText':
-                    transform.tokenizer = str(synthref_root / 'tokenizer')
                 if transform.type == 'LoadCachedEmbedding':
                     transform.cache_dir = str(cache_dir)
-    cfg.merge_from_dict({
-        'work_dir': str(work_dir), 'train_cfg.max_iters': 4, 'train_cfg.val_interval': 100,
-        'train_cfg.val_begin': 100,
-        'default_hooks.checkpoint.interval': 2, 'default_hooks.checkpoint.save_best': None,
-        'default_hooks.logger.interval': 1, 'randomness': dict(seed=0, deterministic=True),
-        'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=False)],
-        **overrides})
     return cfg
-
-
-def train_losses(cfg: Config) -> list:
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return list(runner.message_hub.get_scalar('train/loss').data[0])
 
 
 def cache_embeddings(cfg: Config, tmp_path: Path, *args: str) -> str:
@@ -74,7 +58,7 @@ def entry_files(folder: Path) -> list:
 def test_cached_training_equals_uncached_and_resumes(synthref_root, tmp_path):
     # two iterations, a checkpoint after each: the resumed run repeats the second
     short = {'train_cfg.max_iters': 2, 'default_hooks.checkpoint.interval': 1}
-    uncached = train_losses(tiny_cfg('evf-tiny-frozen-sam_synthref', synthref_root,
+    uncached = tiny_runs.train_losses(tiny_cfg('evf-tiny-frozen-sam_synthref', synthref_root,
                                      tmp_path / 'uncached', **short))
     cached_cfg = tiny_cfg('evf-tiny-frozen-sam_synthref_cached', synthref_root,
                           tmp_path / 'cached', tmp_path / 'cache', **short)
@@ -86,11 +70,11 @@ def test_cached_training_equals_uncached_and_resumes(synthref_root, tmp_path):
     assert cache.read_manifest(str(tmp_path / 'cache'))['key'] == \
         cache.read_manifest(str(tmp_path / 'from_ckpt'))['key']
 
-    cached = train_losses(cached_cfg)
+    cached = tiny_runs.train_losses(cached_cfg)
     assert len(cached) == 2 and all(np.isfinite(cached))
     torch.testing.assert_close(torch.tensor(cached), torch.tensor(uncached), rtol=1e-5, atol=0)
 
-    resumed = train_losses(tiny_cfg(
+    resumed = tiny_runs.train_losses(tiny_cfg(
         'evf-tiny-frozen-sam_synthref_cached', synthref_root, tmp_path / 'cached',
         tmp_path / 'cache', resume=True, load_from=str(tmp_path / 'cached' / 'iter_1.pth'),
         **short))
