@@ -7,8 +7,10 @@ docs/advanced_guides/dependency_fixes.md lists them (with the install-level ones
 
 - loading MMEngine checkpoints under torch >= 2.6 (``weights_only``):
   :func:`mmevf.checkpoint.io.needs_weights_only_fix` and the local checkpoint loader there;
-- deepspeed 0.19 without ``onebit``: :func:`.deepspeed.fix_deepspeed_strategy` (called by
-  ``build_runner`` for DeepSpeed configs);
+- deepspeed 0.19 without ``onebit``: :func:`.deepspeed.fix_deepspeed_strategy`, and its
+  shared-memory op compiled at every CPU launch for nothing training uses:
+  :func:`.deepspeed.skip_cpu_shm_comm_op` (both called by ``build_runner`` for DeepSpeed
+  configs);
 - distributed launch without CUDA: :func:`.distributed.setup_cpu_distributed` (tools);
 - mmengine 0.10.7's ``AmpOptimWrapper`` on CPU: :class:`mmevf.engine.AnyDeviceAmpOptimWrapper`;
 - mmpretrain 1.2's multimodal models under transformers 5 (``import mmpretrain.models``

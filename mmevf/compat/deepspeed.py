@@ -36,3 +36,20 @@ def fix_deepspeed_strategy() -> bool:
         return False
     mmengine_deepspeed.register_deepspeed_optimizers = register_deepspeed_optimizers
     return True
+
+
+def skip_cpu_shm_comm_op() -> bool:
+    """On a CPU accelerator, keep ``deepspeed.initialize`` from JIT-compiling deepspeed's
+    shared-memory communication op: ninja builds it at the first launch of an environment
+    (about a minute of a 2-core machine, and a C++ toolchain is needed; the shared
+    ``~/.cache/torch_extensions`` build is redone whenever another environment built it last),
+    yet only ``inference_all_reduce`` (DeepSpeed inference) uses it; training collectives go
+    through torch.distributed (gloo). Returns whether the op was turned off."""
+    import deepspeed.ops
+    from deepspeed.accelerator import get_accelerator
+    accelerator = get_accelerator()
+    builder = accelerator.create_op_builder('ShareMemCommBuilder')
+    if accelerator.device_name() != 'cpu' or builder is None:
+        return False
+    deepspeed.ops.__compatible_ops__[builder.NAME] = False
+    return True

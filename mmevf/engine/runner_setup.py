@@ -7,7 +7,7 @@ from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner
 
 from mmevf.compat import setup_cpu_distributed
-from mmevf.compat.deepspeed import fix_deepspeed_strategy
+from mmevf.compat.deepspeed import fix_deepspeed_strategy, skip_cpu_shm_comm_op
 
 
 def register_all_modules(init_scope: bool = True) -> None:
@@ -48,6 +48,7 @@ def build_runner(cfg: Config) -> Runner:
     strategy = cfg.get('strategy') or {}
     if str(strategy.get('type', '')).endswith('DeepSpeedStrategy'):
         fix_deepspeed_strategy()
+        skip_cpu_shm_comm_op()
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

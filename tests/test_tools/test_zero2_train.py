@@ -19,6 +19,8 @@ def test_zero2_dist_train_and_resume(synthref_root, tmp_path):
     log = run_command(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
                        str(tmp_path / 'full')], PORT=str(free_port()))
     assert 'Distributed training: True' in log and 'GPU number: 2' in log
+    # deepspeed's shared-memory op (inference only) is not JIT-compiled on a CPU launch
+    assert 'shm_comm' not in log, log[-2000:]
     shards = sorted(p.name for p in (tmp_path / 'full/iter_2.pth').iterdir())
     assert shards == ['bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt',
                       'bf16_zero_pp_rank_1_mp_rank_00_optim_states.pt',
