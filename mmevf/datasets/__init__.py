@@ -1,4 +1,5 @@
 from .coco_parts import CocoPartDataset
+from .grefer_seg import GReferSegDataset
 from .human_parsing import HumanParsingDataset
 from .mapillary_refer import MapillaryReferDataset
 from .multi_split import MultiSplitDataset
@@ -9,7 +10,7 @@ from .semantic_refer import BaseSemanticReferDataset, SemanticReferDataset, Sema
 from .transforms import *  # noqa: F401,F403
 
 __all__ = [
-    'BaseSemanticReferDataset', 'CocoPartDataset', 'HumanParsingDataset', 'MapillaryReferDataset',
-    'MultiSplitDataset', 'ObjectsInstanceDataset', 'ReferSegDataset', 'SemanticReferDataset',
-    'SemanticReferMixin'
+    'BaseSemanticReferDataset', 'CocoPartDataset', 'GReferSegDataset', 'HumanParsingDataset',
+    'MapillaryReferDataset', 'MultiSplitDataset', 'ObjectsInstanceDataset', 'ReferSegDataset',
+    'SemanticReferDataset', 'SemanticReferMixin'
 ]

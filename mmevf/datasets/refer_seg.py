@@ -2,7 +2,7 @@
 import os.path as osp
 import random
 from collections import OrderedDict
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import mmengine
 from mmdet.datasets import RefCocoDataset
@@ -28,8 +28,12 @@ class ReferSegDataset(RefCocoDataset):
     - Sentences come from ``text_key`` (``'sent'``, the normalised sentence used by EVF-SAM,
       or ``'raw'`` as mmdet), stripped and lower-cased.
     - Two refs on the same annotation keep their own sentences (mmdet keeps the last ref's).
-    - A missing file, a ref whose annotation is absent, or a ref without sentences raises an
-      error naming the file and the id.
+    - A missing file, a ref whose annotation or image is absent, or a ref without sentences
+      raises an error naming the file and the id.
+
+    What a ref is (its file, its target mask, the fields of an expression) is in
+    ``load_refs``, ``parse_ref`` and ``pack_expressions``, which :class:`GReferSegDataset`
+    (several or no objects per ref) overrides.
 
     Args:
         data_root, ann_file, split_file, data_prefix, split: as in ``RefCocoDataset``.
@@ -70,16 +74,15 @@ class ReferSegDataset(RefCocoDataset):
 
     def _fixed_expressions(self, refs: List[dict]) -> Dict[str, list]:
         """Texts and their masks for the deterministic text modes."""
-        texts, masks = [], []
+        pool = []
         for ref in refs:
             sentences = ref['sentences']
             if self.text_mode == 'select_first':
                 sentences = sentences[:1]
             elif self.text_mode == 'concat':
                 sentences = [''.join(sentences)]
-            texts += sentences
-            masks += [ref['mask']] * len(sentences)
-        return dict(text=texts, instances=[dict(mask=m, ignore_flag=0) for m in masks])
+            pool += [(ref, sentence) for sentence in sentences]
+        return self.pack_expressions(pool)
 
     def sample_expressions(self, refs: List[dict]) -> Dict[str, list]:
         """A fresh draw of texts and their masks for ``text_mode='random'``."""
@@ -88,17 +91,36 @@ class ReferSegDataset(RefCocoDataset):
             sentences = ref['sentences']
             if self.num_sentences is not None and len(sentences) > self.num_sentences:
                 sentences = random.sample(sentences, self.num_sentences)
-            pool += [(ref['mask'], sentence) for sentence in sentences]
+            pool += [(ref, sentence) for sentence in sentences]
         if self.max_expressions is not None and len(pool) > self.max_expressions:
             pool = random.sample(pool, self.max_expressions)
-        return dict(text=[text for _, text in pool],
-                    instances=[dict(mask=mask, ignore_flag=0) for mask, _ in pool])
+        return self.pack_expressions(pool)
+
+    def pack_expressions(self, pool: List[Tuple[dict, str]]) -> Dict[str, list]:
+        """The item fields of (ref, sentence) pairs: ``text`` and ``instances`` (one mask
+        each, as mmdet's ``LoadAnnotations`` reads them), in the order of ``pool``."""
+        return dict(text=[sentence for _, sentence in pool],
+                    instances=[dict(mask=ref['mask'], ignore_flag=0) for ref, _ in pool])
+
+    def load_refs(self) -> List[dict]:
+        """Every ref of ``split_file`` (all splits)."""
+        return load_refs_pickle(self.split_file)
+
+    def parse_ref(self, ref: dict, anns: Dict[int, dict], image: dict) -> dict:
+        """What an item keeps of ``ref`` (on ``image``, an entry of the COCO ``images``): its
+        ids, its target ``mask`` (a COCO segmentation) and its ``sentences``."""
+        ann = anns.get(ref['ann_id'])
+        if ann is None:
+            raise ValueError(f'{self.split_file}: ref {ref["ref_id"]} points to annotation '
+                             f'{ref["ann_id"]}, which {self.ann_file} does not have')
+        return dict(ref_id=ref['ref_id'], ann_id=ref['ann_id'], mask=ann['segmentation'],
+                    sentences=self._sentences(ref))
 
     def load_data_list(self) -> List[dict]:
         for path in (self.ann_file, self.split_file):
             if not osp.isfile(path):
                 raise FileNotFoundError(f'annotation file {path} does not exist')
-        refs = load_refs_pickle(self.split_file)
+        refs = self.load_refs()
         coco = mmengine.load(self.ann_file, file_format='json')
         anns = {ann['id']: ann for ann in coco['annotations']}
         images = {image['id']: image for image in coco['images']}
@@ -107,21 +129,18 @@ class ReferSegDataset(RefCocoDataset):
         for ref in refs:
             if ref['split'] != self.split:
                 continue
-            ann = anns.get(ref['ann_id'])
-            if ann is None:
-                raise ValueError(f'{self.split_file}: ref {ref["ref_id"]} points to annotation '
-                                 f'{ref["ann_id"]}, which {self.ann_file} does not have')
-            refs_by_image.setdefault(ref['image_id'], []).append(
-                dict(ref_id=ref['ref_id'], ann_id=ref['ann_id'], mask=ann['segmentation'],
-                     sentences=self._sentences(ref)))
+            image_id = ref['image_id']
+            if image_id not in images:  # checked first: a ref's masks may need the image size
+                raise ValueError(f'{self.split_file}: ref {ref["ref_id"]} is on image {image_id}, '
+                                 f'which is not in {self.ann_file}')
+            refs_by_image.setdefault(image_id, []).append(
+                self.parse_ref(ref, anns, images[image_id]))
         if not refs_by_image:
             raise ValueError(f'no ref of split "{self.split}" in {self.split_file}')
 
         join_path = mmengine.fileio.get_file_backend(self.data_prefix['img_path']).join_path
         data_list = []
         for image_id, image_refs in refs_by_image.items():
-            if image_id not in images:
-                raise ValueError(f'{self.split_file}: image {image_id} is not in {self.ann_file}')
             img_path = join_path(self.data_prefix['img_path'], images[image_id]['file_name'])
             if self.check_files and '://' not in img_path and not osp.isfile(img_path):
                 raise FileNotFoundError(f'image {img_path} (image id {image_id}) does not exist')

@@ -16,12 +16,15 @@ class PackReferInputs(PackDetInputs):
     dtype instead of ``img``, with ``img_embed_key`` (32,) uint8, the cache key's bytes, for the
     model's check. The data sample keeps mmdet's layout — ``gt_instances.masks`` and the
     ``gt_masks`` meta key hold one mask per expression at the original size — and gains
-    ``text_ids`` (list of LongTensor, one per expression).
+    ``text_ids`` (list of LongTensor, one per expression). A generalised referring dataset
+    (:class:`GReferSegDataset`) also gives ``no_target`` (list of bool, one per expression: the
+    expression names nothing and its mask is empty), packed as a meta key; as every meta key,
+    only when the results have it, so other datasets' samples do not get one.
     """
 
     def __init__(self,
                  meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
-                            'flip', 'flip_direction', 'text', 'gt_masks')) -> None:
+                            'flip', 'flip_direction', 'text', 'gt_masks', 'no_target')) -> None:
         super().__init__(meta_keys=meta_keys)
 
     def transform(self, results: dict) -> dict:

@@ -1,3 +1,4 @@
+from .no_target_head import NoTargetHead
 from .sam_prompt_head import SAMPromptHead
 
-__all__ = ['SAMPromptHead']
+__all__ = ['NoTargetHead', 'SAMPromptHead']

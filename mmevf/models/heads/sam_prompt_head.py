@@ -2,7 +2,7 @@
 import copy
 from contextlib import nullcontext
 from types import SimpleNamespace
-from typing import ContextManager, Dict, Optional, Sequence, Tuple
+from typing import ContextManager, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
@@ -109,6 +109,37 @@ class SAMPromptHead(BaseModule):
         dtype when the whole model has one dtype (as EVF-SAM casts its prompts), while e.g.
         bf16 embeddings of a frozen bf16 image encoder are upcast for an fp32 head.
         """
+        masks, iou_pred, _ = self._decode(image_embeddings, text_embeds, points, boxes,
+                                          mask_inputs, multimask_output, iou_token=False)
+        return masks, iou_pred
+
+    def forward_with_iou_token(self,
+                               image_embeddings: Tensor,
+                               text_embeds: Optional[Tensor] = None,
+                               points: Optional[Points] = None,
+                               boxes: Optional[Tensor] = None,
+                               mask_inputs: Optional[Tensor] = None,
+                               multimask_output: Optional[bool] = None
+                               ) -> Tuple[Tensor, Tensor, Tensor]:
+        """:meth:`forward` (same arguments, same masks and IoUs) plus SAM's IoU-token output.
+
+        Returns:
+            (N, 1, 4h, 4w) mask logits, (N, 1) predicted IoUs and (N, C) IoU-token output:
+            ``hs[:, 0]`` of ``MaskDecoder.predict_masks``, the token after the two-way
+            transformer has attended to the image and the prompts (the IoU head's input;
+            one per prompt, whichever mask ``multimask_output`` keeps).
+        """
+        masks, iou_pred, token = self._decode(image_embeddings, text_embeds, points, boxes,
+                                              mask_inputs, multimask_output, iou_token=True)
+        assert token is not None
+        return masks, iou_pred, token
+
+    def _decode(self, image_embeddings: Tensor, text_embeds: Optional[Tensor],
+                points: Optional[Points], boxes: Optional[Tensor],
+                mask_inputs: Optional[Tensor], multimask_output: Optional[bool],
+                iou_token: bool) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        """:meth:`forward`'s work; with ``iou_token`` also the (N, C) IoU-token output, else
+        ``None``."""
         if multimask_output is None:
             multimask_output = self.multimask_output
         size = self.image_embedding_size
@@ -120,17 +151,26 @@ class SAMPromptHead(BaseModule):
         with self._positional_autocast():
             sparse, dense = self.embed_prompts(text_embeds, points, boxes, mask_inputs)
             image_pe = self.prompt_encoder.get_dense_pe()
-        masks, iou_pred = self.mask_decoder(
-            image_embeddings=image_embeddings.to(dtype),
-            image_pe=image_pe.to(dtype),
-            sparse_prompt_embeddings=sparse.to(dtype),
-            dense_prompt_embeddings=dense.to(dtype),
-            multimask_output=multimask_output)
+        # segment_anything's MaskDecoder returns no token: its IoU head's input is hs[:, 0],
+        # read by a hook that exists during this call only (the default path has none).
+        tokens: List[Tensor] = []
+        handle = self.mask_decoder.iou_prediction_head.register_forward_pre_hook(
+            lambda module, args: tokens.append(args[0])) if iou_token else None
+        try:
+            masks, iou_pred = self.mask_decoder(
+                image_embeddings=image_embeddings.to(dtype),
+                image_pe=image_pe.to(dtype),
+                sparse_prompt_embeddings=sparse.to(dtype),
+                dense_prompt_embeddings=dense.to(dtype),
+                multimask_output=multimask_output)
+        finally:
+            if handle is not None:
+                handle.remove()
         if multimask_output:
             best = iou_pred.argmax(dim=1, keepdim=True)  # (N, 1)
             masks = masks.gather(1, best[..., None, None].expand(-1, -1, *masks.shape[2:]))
             iou_pred = iou_pred.gather(1, best)
-        return masks, iou_pred
+        return masks, iou_pred, tokens[0] if iou_token else None
 
     def embed_prompts(self,
                       text_embeds: Optional[Tensor] = None,

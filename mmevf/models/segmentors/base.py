@@ -80,7 +80,8 @@ class BaseSAMSegmentor(EmbeddingCacheMixin, BaseModel):
     # ------------------------------------------------------------------ outputs
     def decode_batch(self, inputs: Dict[str, Tensor], data_samples: Optional[list]
                      ) -> List[LowResOutput]:
-        """Low-resolution mask logits and IoU predictions, one entry per image."""
+        """Low-resolution mask logits and IoU predictions, one entry per image (a
+        ``TextPromptSegmentor`` with a no-target head appends its logits: a 3-tuple)."""
         raise NotImplementedError
 
     def postprocess_masks(self, low_res: Tensor, data_sample) -> Tensor:
@@ -101,9 +102,12 @@ class BaseSAMSegmentor(EmbeddingCacheMixin, BaseModel):
         return self.prompt_head.mask_threshold
 
     def mask_logits(self, inputs: Dict[str, Tensor],
-                    data_samples: list) -> List[Tuple[Tensor, Tensor]]:
-        """Per image: mask logits at the original size (N_i, H, W) and IoU scores (N_i,)."""
-        return [(self.postprocess_masks(low_res, sample), iou[:, 0]) for (low_res, iou), sample
+                    data_samples: list) -> List[Tuple[Tensor, ...]]:
+        """Per image: mask logits at the original size (N_i, H, W) and IoU scores (N_i,), then
+        whatever further per-expression output :meth:`decode_batch` gives, as it is (only a
+        ``TextPromptSegmentor`` with a no-target head has one: (N_i,) no-target logits)."""
+        return [(self.postprocess_masks(low_res, sample), iou[:, 0], *extra)
+                for (low_res, iou, *extra), sample
                 in zip(self.decode_batch(inputs, data_samples), data_samples)]
 
     def forward(self,
@@ -128,23 +132,45 @@ class BaseSAMSegmentor(EmbeddingCacheMixin, BaseModel):
     def loss(self, inputs: Dict[str, Tensor], data_samples: list) -> Dict[str, Tensor]:
         """The prompt head's mask losses (BCE + dice) at the original image size, averaged
         over all masks of the batch."""
+        return self.batch_mask_loss(
+            [outputs[0] for outputs in self.mask_logits(inputs, data_samples)], data_samples)
+
+    def batch_mask_loss(self, logits: List[Tensor], data_samples: list,
+                        keep: Optional[List[Tensor]] = None) -> Dict[str, Tensor]:
+        """:meth:`mask_loss` over a batch, averaged over its masks (each mask weighs the same).
+
+        Args:
+            logits: per image, (N_i, H, W) mask logits at its original size.
+            data_samples: their samples (``gt_instances.masks``: N_i masks at that size).
+            keep: per image, an (N_i,) bool selection of the masks that count; ``None``: all.
+
+        Returns:
+            :meth:`mask_loss`'s terms. If no mask counts, each is a zero that keeps the graph
+            (the same keys every iteration, as distributed logging needs).
+        """
         losses: Dict[str, Tensor] = {}
         total = 0
-        for (logits, _), sample in zip(self.mask_logits(inputs, data_samples), data_samples):
-            gt = sample.gt_instances.masks.to_tensor(logits.dtype, logits.device)
-            if gt.shape != logits.shape:
+        for i, (logits_i, sample) in enumerate(zip(logits, data_samples)):
+            gt = sample.gt_instances.masks.to_tensor(logits_i.dtype, logits_i.device)
+            if gt.shape != logits_i.shape:
                 raise ValueError(f'{sample.img_path}: {gt.shape[0]} ground-truth masks of size '
-                                 f'{tuple(gt.shape[1:])} for {logits.shape[0]} predictions')
-            for name, value in self.mask_loss(logits, gt).items():
-                losses[name] = losses.get(name, 0) + value * len(gt)
+                                 f'{tuple(gt.shape[1:])} for {logits_i.shape[0]} predictions')
+            if keep is not None:
+                logits_i, gt = logits_i[keep[i]], gt[keep[i]]
+            for name, value in self.mask_loss(logits_i, gt).items():
+                # an image without a mask that counts adds nothing (not even 0 x NaN)
+                losses[name] = losses.get(name, 0) + (value * len(gt) if len(gt) else 0)
             total += len(gt)
+        if total == 0:  # zeros attached to the logits: backward and DDP still see them
+            anchor = sum(logits_i.sum() for logits_i in logits) * 0
+            return {name: anchor for name in losses}
         return {name: value / total for name, value in losses.items()}
 
     def predict(self, inputs: Dict[str, Tensor], data_samples: list) -> list:
         """Adds ``pred_instances`` (one bool mask per prompt at the original size, plus the
         predicted IoU as ``scores``) to every data sample."""
         threshold = self.mask_threshold
-        for (logits, scores), sample in zip(self.mask_logits(inputs, data_samples),
-                                            data_samples):
+        for (logits, scores, *_), sample in zip(self.mask_logits(inputs, data_samples),
+                                                data_samples):
             sample.pred_instances = InstanceData(masks=logits > threshold, scores=scores.float())
         return data_samples

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from mmevf.registry import MODELS
 from ..sam import SAMImageEncoder
-from .text_prompt_segmentor import LowResOutput, TextPromptSegmentor
+from .text_prompt_segmentor import DecodeOutput, TextPromptSegmentor
 
 
 @MODELS.register_module()
@@ -55,6 +55,8 @@ class DITSAM(TextPromptSegmentor):
             encoder (drop ``'image_encoder'``). BERT parts that never reach the output (pooler,
             layers after ``output_layer``) are always frozen.
         init_cfg: mmengine init config.
+        no_target_head / no_target_threshold / mask_loss_on_no_target: expressions without
+            target (off by default), see :class:`TextPromptSegmentor`.
     """
     # the text enters SAM's image encoder: its embedding is not the image's alone
     image_embedding_cacheable = False
@@ -68,11 +70,16 @@ class DITSAM(TextPromptSegmentor):
                  mask_text_padding: bool = True,
                  trainable: Sequence[str] = ('image_encoder', 'text_encoder', 'injector',
                                              'text_to_prompt', 'prompt_head'),
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 no_target_head: Optional[dict] = None,
+                 no_target_threshold: float = 0.5,
+                 mask_loss_on_no_target: bool = False) -> None:
         super().__init__(
             data_preprocessor=data_preprocessor or dict(type='SAMDataPreprocessor',
                                                         pad_token_id=0),
-            init_cfg=init_cfg)
+            init_cfg=init_cfg, no_target_head=no_target_head,
+            no_target_threshold=no_target_threshold,
+            mask_loss_on_no_target=mask_loss_on_no_target)
         self.build_sam(image_encoder, prompt_head)
         if not isinstance(self.image_encoder, SAMImageEncoder):
             # the injector runs SAM's ViT block by block (norm1, attn.qkv, rel-pos tables, ...)
@@ -109,15 +116,15 @@ class DITSAM(TextPromptSegmentor):
         embeddings = self.injector(self.image_encoder, images, feats, pad_mask)
         return embeddings, self.text_to_prompt(feats), pad_mask
 
-    def decode(self, inputs: Dict[str, Tensor]) -> List[LowResOutput]:
-        """Low-resolution mask logits and IoU predictions, one entry per image."""
+    def decode(self, inputs: Dict[str, Tensor]) -> List[DecodeOutput]:
+        """Low-resolution mask logits and IoU predictions (and no-target logits, with the
+        head), one entry per image."""
         embeddings, prompts, pad_mask = self.encode(inputs)
-        masks, ious = [], []
+        outputs = []
         for j in range(embeddings.shape[0]):
             # SAM's decoder has no key mask: padding is dropped per expression instead.
             tokens = prompts[j:j + 1, ~pad_mask[j]] if self.mask_text_padding else prompts[j:j + 1]
-            mask, iou = self.prompt_head(embeddings[j:j + 1], text_embeds=tokens)
-            masks.append(mask)
-            ious.append(iou)
-        return list(zip(self.group_by_image(torch.cat(masks), inputs),
-                        self.group_by_image(torch.cat(ious), inputs)))
+            outputs.append(self.decode_prompt_head(embeddings[j:j + 1], tokens))
+        # each element (logits, IoUs, no-target logits) of all expressions, regrouped by image
+        return list(zip(*(self.group_by_image(torch.cat(column), inputs)
+                          for column in zip(*outputs))))

@@ -38,6 +38,9 @@ class EVFSAM(TextPromptSegmentor):
         trainable: prefixes of the parameters that train (Tab. 4); all others are frozen.
             The paper trains the multimodal encoder, the projector, the prompt encoder and the
             mask decoder.
+        init_cfg: mmengine init config.
+        no_target_head / no_target_threshold / mask_loss_on_no_target: expressions without
+            target (off by default), see :class:`TextPromptSegmentor`.
     """
     supports_geometric_prompts = True
 
@@ -49,9 +52,14 @@ class EVFSAM(TextPromptSegmentor):
                  data_preprocessor: Optional[dict] = None,
                  mm_encoder_image: bool = True,
                  trainable: Sequence[str] = ('mm_encoder', 'projector', 'prompt_head'),
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 no_target_head: Optional[dict] = None,
+                 no_target_threshold: float = 0.5,
+                 mask_loss_on_no_target: bool = False) -> None:
         super().__init__(data_preprocessor=data_preprocessor or dict(type='SAMDataPreprocessor'),
-                         init_cfg=init_cfg)
+                         init_cfg=init_cfg, no_target_head=no_target_head,
+                         no_target_threshold=no_target_threshold,
+                         mask_loss_on_no_target=mask_loss_on_no_target)
         self.build_sam(image_encoder, prompt_head)
         self.mm_encoder = MODELS.build(mm_encoder)
         projector = dict(projector)
@@ -73,7 +81,8 @@ class EVFSAM(TextPromptSegmentor):
 
     def group_decoders(self, inputs: Dict[str, Tensor]) -> Tuple[List[DecodeGroup], torch.device]:
         """SAM's prompt head on each image's embedding (encoded once per image, whatever the
-        prompts): ``(text, points, boxes) -> (logits, IoUs)``."""
+        prompts): ``(text, points, boxes) -> (logits, IoUs[, no-target logits])``
+        (:meth:`decode_prompt_head`)."""
         image_embeddings = self.image_embeddings(inputs)
-        return ([partial(self.prompt_head, image_embeddings[i:i + 1])
+        return ([partial(self.decode_prompt_head, image_embeddings[i:i + 1])
                  for i in range(image_embeddings.shape[0])], image_embeddings.device)
