@@ -48,8 +48,7 @@ def _onednn_applies(x: Tensor, weight: Tensor, bias: Optional[Tensor],
                     residual: Optional[Tensor]) -> bool:
     """Whether :func:`fused_linear` may take oneDNN for these tensors."""
     if not (ONEDNN_LINEAR and x.device.type == 'cpu' and x.dtype == weight.dtype
-            and x.dtype in (torch.float32, torch.bfloat16)
-            and not torch.is_autocast_enabled('cpu')):
+            and x.dtype in ONEDNN_DTYPES and not torch.is_autocast_enabled('cpu')):
         return False
     if residual is not None and residual.dtype != x.dtype:
         return False
@@ -76,3 +75,7 @@ def _has_onednn_linear() -> bool:
 
 #: whether :func:`fused_linear` can use oneDNN in this process
 ONEDNN_LINEAR = _has_onednn_linear()
+#: the dtypes it takes there: oneDNN's bf16 linear needs AVX-512 (BF16) or AMX, and on an
+#: AVX2-only CPU it cannot even be created ("could not create a primitive descriptor")
+ONEDNN_DTYPES = (torch.float32, ) + (
+    (torch.bfloat16, ) if ONEDNN_LINEAR and torch.ops.mkldnn._is_mkldnn_bf16_supported() else ())
