@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Sequence, Tuple
 
 import numpy as np
 import pytest
@@ -153,3 +154,56 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp('tiny_checkpoint') / 'tiny.pth'
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
     return path
+
+
+NO_TARGET_PROBABILITY = 0.93  # what no_target_model's head says for every expression
+
+
+@pytest.fixture(scope='session')
+def no_target_model(tiny_checkpoint, tmp_path_factory) -> Tuple[Path, Path]:
+    """The tiny EVF-SAM with a no-target head: a config file (``configs/evf_sam/
+    evf-tiny_synthref.py`` + ``model.no_target_head=dict(type='NoTargetHead')``) and its
+    checkpoint. The weights are tiny_checkpoint's, so its masks are that model's; the head's
+    last Linear is zero but for its bias, logit(0.93): every expression "no target" with
+    probability 0.93, whatever the input (:func:`force_no_target` flips it per expression)."""
+    import torch
+    from mmengine.config import Config
+
+    from mmevf.engine.runner_setup import register_all_modules
+    from mmevf.registry import MODELS
+    register_all_modules()
+    folder = tmp_path_factory.mktemp('no_target_model')
+    config = folder / 'evf-tiny_synthref_no-target.py'
+    base = str(ROOT / 'configs/evf_sam/evf-tiny_synthref.py')
+    config.write_text(f"_base_ = [{base!r}]\n"
+                      f"model = dict(no_target_head=dict(type='NoTargetHead'))\n")
+    model = MODELS.build(Config.fromfile(str(config)).model)
+    state = torch.load(tiny_checkpoint, weights_only=True)['state_dict']
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and missing and all(k.startswith('no_target_head.') for k in missing)
+    last = model.no_target_head.mlp[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(np.log(NO_TARGET_PROBABILITY / (1 - NO_TARGET_PROBABILITY)))
+    weights = folder / 'no_target.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), weights)
+    return config, weights
+
+
+def force_no_target(monkeypatch: pytest.MonkeyPatch, flags: Sequence[bool]) -> None:
+    """Every ``NoTargetHead`` of no_target_model decides per expression, expression i of each
+    image being "no target" (p 0.93) if ``flags[i]``, else a target (p 0.07): the sign of the
+    checkpoint's logit flipped for the others. Patched on the class, so that a model a tool
+    builds inside a call decides so too."""
+    import torch
+
+    from mmevf.models.heads import NoTargetHead
+    forward = NoTargetHead.forward
+
+    def forced(self, tokens: 'torch.Tensor') -> 'torch.Tensor':
+        logits = forward(self, tokens)
+        signs = torch.tensor([1. if flag else -1. for flag in flags][:len(logits)],
+                             dtype=logits.dtype, device=logits.device)
+        return logits * signs
+
+    monkeypatch.setattr(NoTargetHead, 'forward', forced)

@@ -12,6 +12,11 @@ written on it and ``DIR/masks/{stem}_{i}.png`` is the binary mask (0 / 255);
 ``DIR/preds/{stem}.json`` lists the expressions, scores and mask files. All expressions of an
 image share one image-encoder pass. ``[semantic] {class}`` prompts are passed as they are.
 
+With a model that has a no-target head (generalized referring: an expression may name nothing
+in the image), an expression it finds without target is printed as ``no target (score 0.93)``
+(the head's probability) instead of its mask's score and area; its mask file is empty, its
+overlay says so, and the JSON adds ``no_target`` / ``no_target_scores`` for every expression.
+
 Points and boxes are in original-image pixels and prompt SAM's decoder together with the text
 (models that support it: EVF-SAM). ``--point`` (repeatable; LABEL 1 foreground, the default, or
 0 background) adds all its points to **every** expression; so does one ``--box``. Without any
@@ -26,6 +31,7 @@ from typing import List, Optional, Tuple
 
 from mmevf.apis import TextSegInferencer
 from mmevf.apis.sample_prompts import describe_prompt
+from mmevf.visualization import no_target_label
 
 
 def _numbers(value: str, count: Tuple[int, ...], form: str) -> Tuple[float, ...]:
@@ -107,6 +113,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     for result in results['predictions']:
         height, width = result['masks'].shape[1:]
         print(f'{result["img_path"]} ({width}x{height})')
+        # only a model with a no-target head reports it
+        no_target = result.get('no_target') or [False] * len(result['texts'])
         for i, (text, score, mask, expr_points, box) in enumerate(zip(
                 result['texts'], result['scores'], result['masks'], result['points'],
                 result['boxes'])):
@@ -114,8 +122,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
             geometry = describe_prompt(None, expr_points, box)
             prompt = ' + '.join(([f'"{text}"'] if text is not None else []) +
                                 ([geometry] if geometry else []))
-            print(f'  [{i}] score {score:.3f}  {mask.mean() * 100:5.1f}% of the image  '
-                  f'vis/{stem}  masks/{stem}  {prompt}')
+            if no_target[i]:
+                # the mask is empty by the head's decision: its score and area say nothing
+                status = no_target_label(result['no_target_scores'][i])
+            else:
+                status = f'score {score:.3f}  {mask.mean() * 100:5.1f}% of the image'
+            print(f'  [{i}] {status}  vis/{stem}  masks/{stem}  {prompt}')
     print(f'written to {args.out_dir}')
     return results
 

@@ -32,6 +32,8 @@ from .sample_prompts import attach_prompts, describe_prompt, prompts_of
 # 'mmdet.LoadAnnotations' and 'LoadAnnotations' both count).
 IMAGE_LOADERS = ('LoadImageFromFile', 'LoadImageFromNDArray', 'InferencerLoader')
 ANNOTATION_LOADERS = ('LoadAnnotations', )
+# what a model with a no-target head adds to a prediction dict (pred2dict) and its JSON
+NO_TARGET_KEYS = ('no_target', 'no_target_scores')
 
 
 def _step_type(step: dict) -> str:
@@ -66,6 +68,12 @@ class TextSegInferencer(BaseInferencer):
 
     An expression may add points and a box to its text, or have no text (``None``): SAM is
     then prompted by the points / box alone (models that support it: EVF-SAM).
+
+    A model with a no-target head (``model.no_target_head=dict(type='NoTargetHead')``, for
+    generalized referring: an expression may name nothing) also says, per expression, whether
+    it names nothing and with what probability (``no_target`` / ``no_target_scores`` in the
+    predictions and their JSON); such an expression's mask is empty, and its drawing says
+    "no target (score 0.93)".
 
     Example:
         >>> inferencer = TextSegInferencer('evf-tiny_synthref', weights='tiny.pth')
@@ -202,8 +210,9 @@ class TextSegInferencer(BaseInferencer):
         Returns:
             ``dict(predictions=[...], visualization=[...] or None)``, one entry per image:
             ``dict(img_path, stem, texts, masks=(N, H, W) bool array at the original size,
-            scores=[N floats], points, boxes)`` (see :meth:`pred2dict`) and a list of N
-            drawings.
+            scores=[N floats], points, boxes)`` (see :meth:`pred2dict`; a model with a
+            no-target head adds ``no_target`` / ``no_target_scores``) and a list of N
+            drawings (a no-target expression's labelled "no target (score ...)").
         """
         items = pair_inputs(inputs, texts, points, boxes)
         batches: Iterable[dict] = self.preprocess(items, batch_size=batch_size)
@@ -252,8 +261,9 @@ class TextSegInferencer(BaseInferencer):
                   img_out_dir: str = '') -> Optional[List[List[np.ndarray]]]:
         """One drawing per expression, by the visualizer's ``add_datasample``: the mask over
         the image, the expression on top (with its point count and box, drawn as well:
-        foreground points green, background red, the box yellow); written as
-        ``img_out_dir/{stem}_{i}.png``.
+        foreground points green, background red, the box yellow), or for an expression a
+        no-target head says names nothing a "no target (score 0.93)" label instead of the
+        (empty) mask; written as ``img_out_dir/{stem}_{i}.png``.
 
         Returns:
             with ``return_vis``, per image a list of (H, W, 3) RGB uint8 drawings, else None.
@@ -304,17 +314,28 @@ class TextSegInferencer(BaseInferencer):
         """A data sample -> ``dict(img_path, stem, texts, masks, scores, points, boxes)``;
         ``texts`` N str or None (no text), ``masks`` (N, H, W) bool at the original size,
         ``scores`` N floats, ``points`` / ``boxes`` per expression as
-        :func:`~mmevf.apis.sample_prompts.prompts_of` gives them."""
+        :func:`~mmevf.apis.sample_prompts.prompts_of` gives them.
+
+        A model with a no-target head (``model.no_target_head``) adds ``no_target`` (N bools:
+        the expression names nothing in the image, its mask is empty) and
+        ``no_target_scores`` (N floats, the no-target probabilities); a model without one
+        gives exactly the keys above."""
         points, boxes = prompts_of(pred)
-        return dict(img_path=pred.get('img_path'), stem=pred.get('stem', f'{index:08d}'),
-                    texts=list(pred.text),
-                    masks=pred.pred_instances.masks.cpu().numpy().astype(bool),
-                    scores=pred.pred_instances.scores.float().cpu().tolist(),
-                    points=points, boxes=boxes)
+        instances = pred.pred_instances
+        result = dict(img_path=pred.get('img_path'), stem=pred.get('stem', f'{index:08d}'),
+                      texts=list(pred.text), masks=instances.masks.cpu().numpy().astype(bool),
+                      scores=instances.scores.float().cpu().tolist(), points=points,
+                      boxes=boxes)
+        if 'no_target' in instances:
+            result.update(no_target=[bool(v) for v in instances.no_target.cpu().tolist()],
+                          no_target_scores=instances.no_target_scores.float().cpu().tolist())
+        return result
 
     @staticmethod
     def save_pred(result: dict, out_dir: str) -> None:
-        """``masks/{stem}_{i}.png`` (0 / 255) and ``preds/{stem}.json`` under ``out_dir``."""
+        """``masks/{stem}_{i}.png`` (0 / 255; all 0 for an expression without target) and
+        ``preds/{stem}.json`` under ``out_dir``; the JSON has ``no_target`` /
+        ``no_target_scores`` when the result has them (:meth:`pred2dict`)."""
         stem, files = result['stem'], []
         for i, mask in enumerate(result['masks']):
             files.append(osp.join('masks', f'{stem}_{i}.png'))
@@ -322,6 +343,7 @@ class TextSegInferencer(BaseInferencer):
         record = dict(img_path=result['img_path'], texts=result['texts'], scores=result['scores'],
                       mask_files=files, points=result.get('points'),
                       boxes=result.get('boxes'))
+        record.update({key: result[key] for key in NO_TARGET_KEYS if key in result})
         os.makedirs(osp.join(out_dir, 'preds'), exist_ok=True)
         with open(osp.join(out_dir, 'preds', f'{stem}.json'), 'w') as f:
             json.dump(record, f, indent=2)

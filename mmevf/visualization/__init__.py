@@ -1,3 +1,3 @@
-from .refer_seg_visualizer import ReferSegVisualizer
+from .refer_seg_visualizer import ReferSegVisualizer, no_target_label
 
-__all__ = ['ReferSegVisualizer']
+__all__ = ['ReferSegVisualizer', 'no_target_label']

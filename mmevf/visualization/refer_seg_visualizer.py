@@ -18,6 +18,13 @@ LEGEND = (('prediction', PRED_COLOR), ('ground truth', GT_COLOR))
 # an expression's point / box prompts: foreground points green, background red, the box yellow
 POINT_COLORS = {1: (40, 220, 40), 0: (230, 40, 40)}
 BOX_COLOR = (255, 220, 0)
+# the label of an expression a no-target head says names nothing (its mask is empty)
+NO_TARGET_COLOR = (200, 30, 30)  # dark red box, white text
+
+
+def no_target_label(score: float) -> str:
+    """The label drawn for an expression without target: ``'no target (score 0.93)'``."""
+    return f'no target (score {score:.2f})'
 
 
 def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -126,11 +133,14 @@ class ReferSegVisualizer(Visualizer):
                         gt_mask: Optional[np.ndarray] = None,
                         points: Optional[np.ndarray] = None,
                         point_labels: Optional[np.ndarray] = None,
-                        box: Optional[np.ndarray] = None) -> np.ndarray:
+                        box: Optional[np.ndarray] = None,
+                        no_target_score: Optional[float] = None) -> np.ndarray:
         """(H, W, 3) RGB uint8 image + (H, W) bool masks -> (H', W', 3) RGB drawing, H' x W'
         upscaled to ``min_long_side`` if the image is smaller, else H x W. The expression's
         prompts, if given, are drawn too (:meth:`draw_prompts`; (P, 2) ``points`` with (P,)
-        ``point_labels``, a (4,) ``box``, in image pixels)."""
+        ``point_labels``, a (4,) ``box``, in image pixels). ``no_target_score`` (an expression
+        predicted to name nothing, its no-target probability) writes
+        :func:`no_target_label` in the middle of the picture, white on dark red."""
         # the IoU written is the metric's, at the image's own size
         iou = None if pred_mask is None or gt_mask is None else mask_iou(pred_mask, gt_mask)
         width = image.shape[1]
@@ -170,6 +180,14 @@ class ReferSegVisualizer(Visualizer):
             self.draw_texts([label for label, _ in legend], np.array(label_positions),
                             colors='white', font_sizes=font_size, vertical_alignments='center',
                             bboxes=[text_box] * len(legend))
+        if no_target_score is not None:
+            # where the mask would be, opaque: an empty fill alone reads as "the model failed"
+            self.draw_texts(
+                no_target_label(no_target_score), np.array([w / 2, h / 2]), colors='white',
+                font_sizes=font_size, vertical_alignments='center',
+                horizontal_alignments='center',
+                bboxes=dict(facecolor=tuple(c / 255 for c in NO_TARGET_COLOR), alpha=1.0,
+                            pad=3, edgecolor='white'))
         return self.get_image()
 
     def add_datasample(self, name: str, image: np.ndarray, data_sample=None,
@@ -181,12 +199,18 @@ class ReferSegVisualizer(Visualizer):
         entry or None per expression, original pixels, as ``TextSegInferencer`` sets them);
         with ``out_file`` ``dir/name.png`` the pictures go to ``dir/name_0.png``,
         ``dir/name_1.png``, ... else to the backends. The pictures stay in ``self.drawings``
-        until the next call."""
+        until the next call. Predictions of a no-target head (``pred_instances.no_target`` /
+        ``no_target_scores``) label their no-target expressions (:meth:`draw_expression`)."""
         preds = data_sample.pred_instances.masks.cpu().numpy() if (
             draw_pred and 'pred_instances' in data_sample) else None
+        count = len(data_sample.text)
+        no_target_scores: List[Optional[float]] = [None] * count
+        if preds is not None and 'no_target' in data_sample.pred_instances:
+            flags = data_sample.pred_instances.no_target.cpu().tolist()
+            probs = data_sample.pred_instances.no_target_scores.float().cpu().tolist()
+            no_target_scores = [p if flag else None for flag, p in zip(flags, probs)]
         gts = data_sample.gt_masks.to_ndarray().astype(bool) if (
             draw_gt and 'gt_masks' in data_sample) else None
-        count = len(data_sample.text)
         points, labels, boxes = (data_sample.get(field) or [None] * count for field in (
             'prompt_points', 'prompt_point_labels', 'prompt_boxes'))
         self.drawings = []
@@ -194,7 +218,7 @@ class ReferSegVisualizer(Visualizer):
             drawing = self.draw_expression(image, text, None if preds is None else preds[i],
                                            None if gts is None else gts[i],
                                            _numpy(points[i]), _numpy(labels[i]),
-                                           _numpy(boxes[i]))
+                                           _numpy(boxes[i]), no_target_scores[i])
             self.drawings.append(drawing)
             if show:
                 self.show(drawing, win_name=f'{name}: {text}', wait_time=wait_time)

@@ -12,6 +12,8 @@ from mmengine.config import Config
 
 from mmevf.apis import TextSegInferencer, resolve_config
 from mmevf.utils.tokenizer import build_tokenizer
+from mmevf.visualization.refer_seg_visualizer import NO_TARGET_COLOR
+from tests.conftest import NO_TARGET_PROBABILITY, force_no_target
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = 'evf-tiny_synthref'
@@ -116,6 +118,70 @@ def test_overlays_and_masks_written(inferencer, images, tmp_path):
             np.testing.assert_array_equal(mask > 0, pred['masks'][i])
         record = json.loads((tmp_path / 'preds' / f'{stem}.json').read_text())
         assert record['texts'] == pred['texts'] and record['scores'] == pred['scores']
+
+
+# a prediction dict and its JSON record, for a model without a no-target head
+HEADLESS_KEYS = {'img_path', 'stem', 'texts', 'masks', 'scores', 'points', 'boxes'}
+HEADLESS_RECORD_KEYS = {'img_path', 'texts', 'scores', 'mask_files', 'points', 'boxes'}
+
+
+def test_headless_model_unchanged(inferencer, images, tmp_path):
+    """A model without a no-target head: the keys of before, nothing about "no target"."""
+    out = inferencer(images[0], ['red circle', 'blue square'], out_dir=str(tmp_path))
+    assert set(out['predictions'][0]) == HEADLESS_KEYS
+    record = json.loads((tmp_path / 'preds' / f'{Path(images[0]).stem}.json').read_text())
+    assert set(record) == HEADLESS_RECORD_KEYS
+    sample = inferencer(images[0], 'red circle', return_datasamples=True)['predictions'][0]
+    assert set(sample.pred_instances.keys()) == {'masks', 'scores'}
+
+
+def test_no_target_reported(no_target_model, xlmr_tokenizer_dir, inferencer, images, tmp_path,
+                            monkeypatch):
+    """With a no-target head, each expression says whether it names nothing and with what
+    probability; a no-target expression's mask is empty (file too) and its drawing carries a
+    "no target (score 0.93)" label instead of a mask; the other's mask, score and drawing are the
+    headless model's (same weights)."""
+    config, weights = no_target_model
+    model = TextSegInferencer(str(config), weights=str(weights),
+                              tokenizer=str(xlmr_tokenizer_dir), device='cpu',
+                              show_progress=False)
+    force_no_target(monkeypatch, [True, False])
+    texts = ['red circle', 'blue square']
+    labels = []
+    draw_texts = model.visualizer.draw_texts
+    monkeypatch.setattr(model.visualizer, 'draw_texts',
+                        lambda texts, *a, **k: (labels.append(texts), draw_texts(texts, *a, **k)))
+    out = model(images[0], texts, return_vis=True, out_dir=str(tmp_path))
+    reference = inferencer(images[0], texts, return_vis=True)
+    pred, ref = out['predictions'][0], reference['predictions'][0]
+
+    assert set(pred) == HEADLESS_KEYS | {'no_target', 'no_target_scores'}
+    assert pred['no_target'] == [True, False]
+    assert all(type(flag) is bool for flag in pred['no_target'])
+    assert pred['no_target_scores'] == pytest.approx(
+        [NO_TARGET_PROBABILITY, 1 - NO_TARGET_PROBABILITY], abs=1e-5)
+    assert ref['masks'][0].any() and not pred['masks'][0].any()  # emptied by the head
+    np.testing.assert_array_equal(pred['masks'][1], ref['masks'][1])
+    assert pred['scores'] == pytest.approx(ref['scores'], abs=1e-6)
+
+    stem = Path(images[0]).stem
+    empty = mmcv.imread(str(tmp_path / 'masks' / f'{stem}_0.png'), flag='unchanged')
+    assert empty.shape == pred['masks'].shape[1:] and not empty.any()
+    record = json.loads((tmp_path / 'preds' / f'{stem}.json').read_text())
+    assert set(record) == HEADLESS_RECORD_KEYS | {'no_target', 'no_target_scores'}
+    assert record['no_target'] == [True, False]
+    assert record['no_target_scores'] == pred['no_target_scores']
+
+    drawn, ref_drawn = out['visualization'][0], reference['visualization'][0]
+    assert 'no target (score 0.93)' in labels and sum('no target' in str(t) for t in labels) == 1
+    height, width = pred['masks'].shape[1:]
+    label = np.all(drawn[0] == NO_TARGET_COLOR, axis=-1)  # its opaque box, mid-picture
+    ys, xs = np.nonzero(label)
+    assert label.sum() > 200 and not np.all(ref_drawn[0] == NO_TARGET_COLOR, axis=-1).any()
+    assert abs(ys.mean() - height / 2) < height / 8 and abs(xs.mean() - width / 2) < width / 8
+    written = mmcv.imread(str(tmp_path / 'vis' / f'{stem}_0.png'), channel_order='rgb')
+    np.testing.assert_array_equal(written, drawn[0])
+    np.testing.assert_array_equal(drawn[1], ref_drawn[1])
 
 
 def test_bf16(tiny_checkpoint, xlmr_tokenizer_dir, images):

@@ -1,8 +1,8 @@
 """The browser demo (tools/demo/) without a browser (FastAPI's TestClient): the page and its
 static files (nothing from elsewhere), masks equal to TextSegInferencer's, the [semantic]
 toggle, the image embedding LRU (a second request on the same image does not run SAM's image
-encoder), points / boxes when the inferencer takes them, and bad input answered with a
-readable error while the server keeps serving."""
+encoder), points / boxes when the inferencer takes them, a no-target head's verdict in the
+payload, and bad input answered with a readable error while the server keeps serving."""
 import base64
 import inspect
 from pathlib import Path
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mmevf.apis import TextSegInferencer
-from tests.conftest import load_tool
+from tests.conftest import NO_TARGET_PROBABILITY, force_no_target, load_tool
 
 pytest.importorskip('fastapi', reason='fastapi is not installed (requirements/demo.txt)')
 pytest.importorskip('httpx', reason="httpx (FastAPI's TestClient) is not installed "
@@ -132,6 +132,39 @@ def test_masks_equal_the_inferencer(client, reference, image_files):
         assert result['area'] == int(mask.sum())
         overlay = decode_png(result['overlay'])  # BGR
         np.testing.assert_array_equal(overlay[..., ::-1], drawing)
+
+
+# one result of /api/segment for a model without a no-target head
+HEADLESS_RESULT_KEYS = {'text', 'caption', 'score', 'area', 'mask', 'overlay'}
+
+
+def test_no_target_payload(client, no_target_model, synthref_root, image_files, monkeypatch):
+    """A model with a no-target head: each result says ``no_target`` and its
+    ``no_target_score``; a no-target expression's mask is empty. Without the head, the
+    results keep their keys."""
+    texts = ['the red circle', 'the blue square']
+    reply = client.post('/api/segment', json=dict(image=data_url(image_files[0]), texts=texts))
+    assert [set(result) for result in reply.json()['results']] == [HEADLESS_RESULT_KEYS] * 2
+
+    config, weights = no_target_model
+    inferencer = TextSegInferencer(str(config), weights=str(weights),
+                                   tokenizer=str(synthref_root / 'tokenizer'), device='cpu',
+                                   show_progress=False)
+    service = DemoService(inferencer, cache_size=0, model_name='no-target')
+    force_no_target(monkeypatch, [True, False])
+    with TestClient(create_app(service)) as head_client:
+        reply = head_client.post('/api/segment', json=dict(image=data_url(image_files[0]),
+                                                           texts=texts))
+    service.close()
+    assert reply.status_code == 200, reply.text
+    results = reply.json()['results']
+    assert [set(result) for result in results] == [
+        HEADLESS_RESULT_KEYS | {'no_target', 'no_target_score'}] * 2
+    assert [result['no_target'] for result in results] == [True, False]
+    assert [result['no_target_score'] for result in results] == pytest.approx(
+        [NO_TARGET_PROBABILITY, 1 - NO_TARGET_PROBABILITY], abs=1e-5)
+    assert results[0]['area'] == 0 and not decode_png(results[0]['mask']).any()
+    assert results[1]['area'] > 0  # the tiny model's random masks are not empty
 
 
 def test_semantic_toggle_prefixes(client, image_files):

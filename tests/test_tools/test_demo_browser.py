@@ -1,8 +1,9 @@
 """The browser demo (tools/demo/app.py) in a real, headless Chromium driven by Selenium: the
 page loads, an uploaded image and a typed expression give the mask TextSegInferencer gives (equal
 pixels, decoded from the page), a corrupt upload and an empty expression give readable errors on
-the page, and the server answers afterwards. Writes a screenshot to
-work_dirs/demo_browser/page.png and the timings to work_dirs/demo_browser/timings.json.
+the page, and the server answers afterwards; a no-target head's payload shows its message
+instead of the drawing. Writes a screenshot to work_dirs/demo_browser/page.png and the timings
+to work_dirs/demo_browser/timings.json.
 
 Needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver, or
 MMEVF_CHROMIUM / MMEVF_CHROMEDRIVER): tools/install/install_browser.sh (run by `make env`)
@@ -23,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import free_port
+from tests.conftest import force_no_target, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = 'evf-tiny_synthref'
@@ -249,6 +250,43 @@ def test_demo_in_chromium(server, driver, tiny_checkpoint, synthref_root, tmp_pa
                    first_mask_s=round(first_mask, 3), screenshot=str(screenshot))
     (OUT_DIR / 'timings.json').write_text(json.dumps(timings, indent=2) + '\n')
     print(f'[demo browser test] {timings}')
+
+
+def test_no_target_message_in_chromium(server, driver, no_target_model, synthref_root,
+                                       monkeypatch):
+    """The page renders a no-target head's payload (made here by the demo's service on the
+    model with the head: the server runs the headless one): "no target (score 0.93)" instead
+    of the drawing for the expression without target, the drawing for the other."""
+    from selenium.webdriver.common.by import By
+
+    from mmevf.apis import TextSegInferencer
+    from tools.demo.service import DemoService
+    config, weights = no_target_model
+    inferencer = TextSegInferencer(str(config), weights=str(weights),
+                                   tokenizer=str(synthref_root / 'tokenizer'), device='cpu',
+                                   show_progress=False)
+    service = DemoService(inferencer, cache_size=0)
+    force_no_target(monkeypatch, [True, False])
+    image = sorted((synthref_root / 'images').glob('*.jpg'))[5]
+    payload = service.segment(image='data:image/jpeg;base64,' +
+                              base64.b64encode(image.read_bytes()).decode(),
+                              texts=['the red circle', 'the blue square'])
+    service.close()
+
+    driver.get(server['url'] + '/')
+    wait_for_state(driver, 'ready', timeout=30)
+    driver.execute_script('renderResults(arguments[0])', json.loads(json.dumps(payload)))
+    empty, found = driver.find_elements(By.CSS_SELECTOR, '#results figure.result')
+    message = empty.find_element(By.CSS_SELECTOR, 'p.no-target')
+    assert message.is_displayed() and message.text == 'no target (score 0.93)'
+    assert not empty.find_elements(By.CSS_SELECTOR, 'img.overlay')
+    assert 'the red circle' in empty.find_element(By.TAG_NAME, 'figcaption').text
+    assert not found.find_elements(By.CSS_SELECTOR, '.no-target')
+    overlay = found.find_element(By.CSS_SELECTOR, 'img.overlay')
+    assert driver.execute_script('return arguments[0].complete && arguments[0].naturalWidth',
+                                 overlay) > 0
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(OUT_DIR / 'no_target.png'))
 
 
 def test_missing_browser_is_a_skip_with_its_reason(monkeypatch):

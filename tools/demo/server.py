@@ -6,6 +6,8 @@ HTML / JS / CSS, nothing fetched from elsewhere, so it works offline) and a JSON
 - ``POST /api/image`` ``{image}``: checks that an upload decodes, returns its size;
 - ``POST /api/segment`` ``{image | example, texts, semantic, points, box}``: one mask (PNG,
   0 / 255, as a data URL), one drawing of it over the image and one score per expression;
+  with a no-target head, also ``no_target`` / ``no_target_score`` per expression (the page
+  then says "no target (score 0.93)" instead of showing the drawing);
 - ``GET /api/health``.
 
 Every failure is answered (a readable message for a bad request, 500 otherwise) and the server

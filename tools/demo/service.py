@@ -113,6 +113,10 @@ class DemoService:
     def segment(self, image: Optional[str] = None, example: Optional[str] = None,
                 texts: Sequence[str] = (), semantic: bool = False,
                 points: Optional[list] = None, box: Optional[list] = None) -> dict:
+        """One request: ``dict(width, height, results, image_encoded, seconds, cache)``, a
+        result per expression ``dict(text, caption, score, area, mask, overlay)`` (PNG data
+        URLs); a model with a no-target head adds ``no_target`` (bool: the expression names
+        nothing, its mask is empty) and ``no_target_score`` (its probability)."""
         started = time.perf_counter()
         array = self.load(image, example)
         height, width = array.shape[:2]
@@ -141,10 +145,13 @@ class DemoService:
             if pred.get('boxes') and pred['boxes'][i]:
                 extras.append('a box')
             caption = ' + '.join(([text] if text is not None else []) + extras)
-            results.append(dict(text=text, caption=caption, score=float(score),
-                                area=int(mask.sum()),
-                                mask=png_data_url(mask.astype(np.uint8) * 255),
-                                overlay=png_data_url(np.ascontiguousarray(drawing[..., ::-1]))))
+            result = dict(text=text, caption=caption, score=float(score),
+                          area=int(mask.sum()), mask=png_data_url(mask.astype(np.uint8) * 255),
+                          overlay=png_data_url(np.ascontiguousarray(drawing[..., ::-1])))
+            if 'no_target' in pred:  # a model with a no-target head; otherwise as before
+                result.update(no_target=bool(pred['no_target'][i]),
+                              no_target_score=float(pred['no_target_scores'][i]))
+            results.append(result)
         return dict(width=int(width), height=int(height), results=results,
                     image_encoded=bool(encoded), seconds=time.perf_counter() - started,
                     cache=self.cache.stats())

@@ -181,6 +181,23 @@ function onPointerUp(event) {
 }
 
 // ------------------------------------------------------------------ segmenting
+// What stands for the drawing of one expression: the mask over the image or, when the
+// model's no-target head says the expression names nothing (its mask is empty), a message.
+function resultPicture(result) {
+  if (result.no_target) {
+    const message = document.createElement('p');
+    message.className = 'no-target';
+    message.setAttribute('role', 'note');
+    message.textContent = 'no target (score ' + result.no_target_score.toFixed(2) + ')';
+    return message;
+  }
+  const overlay = document.createElement('img');
+  overlay.className = 'overlay';
+  overlay.alt = "mask of \"" + result.caption + "\" over the image";
+  overlay.src = result.overlay;
+  return overlay;
+}
+
 function renderResults(payload) {
   const results = $('results');
   results.replaceChildren();
@@ -188,10 +205,8 @@ function renderResults(payload) {
     const figure = document.createElement('figure');
     figure.className = 'result';
     figure.dataset.index = String(i);
-    const overlay = document.createElement('img');
-    overlay.className = 'overlay';
-    overlay.alt = "mask of \"" + result.caption + "\" over the image";
-    overlay.src = result.overlay;
+    if (result.no_target) figure.classList.add('no-target');
+    const picture = resultPicture(result);
     const mask = document.createElement('img');
     mask.className = 'mask';
     mask.alt = "binary mask of \"" + result.caption + "\"";
@@ -208,7 +223,7 @@ function renderResults(payload) {
     link.download = 'mask_' + i + '.png';
     link.textContent = 'mask PNG';
     caption.append(text, ' \u2014 ', score, ' \u00b7 ', String(result.area) + ' px \u00b7 ', link);
-    figure.append(overlay, caption, mask);
+    figure.append(picture, caption, mask);
     results.append(figure);
   });
 }
