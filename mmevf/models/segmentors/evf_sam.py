@@ -77,7 +77,7 @@ class EVFSAM(TextPromptSegmentor):
             images = inputs['mm_img'][inputs['expr_image_index']]
         tokens = self.mm_encoder(images, inputs['text_ids'], inputs['text_padding_mask'])
         num_vision = self.mm_encoder.num_vision_tokens if images is not None else 0
-        return self.projector(tokens, num_vision)
+        return self.projector(tokens, num_vision, inputs['text_padding_mask'])
 
     def group_decoders(self, inputs: Dict[str, Tensor]) -> Tuple[List[DecodeGroup], torch.device]:
         """SAM's prompt head on each image's embedding (encoded once per image, whatever the

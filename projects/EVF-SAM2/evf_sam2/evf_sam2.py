@@ -170,7 +170,8 @@ class EVFSAM2(TextPromptSegmentor):
         """Expressions (and their images) -> (N, 1, 256) prompt embeddings."""
         images = inputs['mm_img'][inputs['expr_image_index']]
         tokens = self.mm_encoder(images, inputs['text_ids'], inputs['text_padding_mask'])
-        return self.projector(tokens, self.mm_encoder.num_vision_tokens)
+        return self.projector(tokens, self.mm_encoder.num_vision_tokens,
+                              inputs['text_padding_mask'])
 
     def decode_image(self, image_embed: Tensor, high_res: List[Tensor],
                      text_embeds: Optional[Tensor] = None,
