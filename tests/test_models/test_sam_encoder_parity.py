@@ -1,5 +1,5 @@
 """SAMImageEncoder's fast path against segment_anything's forward at SAM's real scale: the
-ViT-B / L / H widths, heads, window 14 and the 1024² grid (64 x 64 tokens, windows padded to
+ViT-B and ViT-H widths and heads (ViT-L's lie between them), window 14 and the 1024² grid (64 x 64 tokens, windows padded to
 70), rel-pos tables non-zero, fp32, max |diff| <= 1e-4.
 
 To keep the unit run short the depth is cut to two blocks, one windowed and one global (the two
@@ -14,7 +14,7 @@ from mmevf.models.sam.image_encoder import ARCH_SETTINGS
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('arch', ['vit_b', 'vit_l', 'vit_h'])
+@pytest.mark.parametrize('arch', ['vit_b', 'vit_h'])
 def test_fast_path_equals_segment_anything_at_1024(arch):
     settings = dict(ARCH_SETTINGS[arch], depth=2, global_attn_indexes=(1, ))
     torch.manual_seed(0)

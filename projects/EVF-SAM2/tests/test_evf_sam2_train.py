@@ -1,6 +1,6 @@
 """Training the tiny EVF-SAM2 on SynthRef with the maintainers' recipe (SAM-2 frozen, unchanged,
 in eval mode; only BEiT-3 and the projector train): two iterations and a validation pass, bf16
-AMP with resume, ZeRO-2 through tools/dist_train.sh; SAM-2's pretrained file."""
+AMP, ZeRO-2 through tools/dist_train.sh; SAM-2's pretrained file."""
 import torch
 from evf_sam2_helpers import TINY_CONFIG, require_sam2
 
@@ -74,25 +74,25 @@ def test_single_mask_output(synthref_root):
     assert masks.shape == (3, 1, 64, 64) and iou.shape == (3, 1)
 
 
-def test_tiny_amp_train_and_resume(synthref_root, tmp_path):
+def test_tiny_amp_train(synthref_root, tmp_path):
     """bf16 AMP (mmevf's AnyDeviceAmpOptimWrapper, as ``tools/train.py --amp``) trains the tiny
-    EVF-SAM2, and resuming from iteration 2 repeats iterations 3-4."""
+    EVF-SAM2: the projector runs in bf16, the loss is finite and the step moves the projector.
+    Resuming under AMP is the wrapper's, not the model's: tests/test_engine/test_amp.py resumes
+    the tiny EVF-SAM."""
     from mmengine.runner import Runner
-
-    def run(work_dir, **overrides):
-        cfg = tiny_cfg(synthref_root, work_dir, config=TINY_CONFIG, **overrides)
-        cfg.optim_wrapper.update(type='AnyDeviceAmpOptimWrapper', dtype='bfloat16',
-                                 loss_scale='dynamic')
-        runner = Runner.from_cfg(cfg)
-        seen = []
-        runner.model.projector.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
-        runner.train()
-        return list(runner.message_hub.get_scalar('train/loss').data[0]), seen
-
-    full, seen = run(tmp_path / 'full')
-    assert seen == [torch.bfloat16] * 4 and all(torch.isfinite(torch.tensor(full)))
-    resumed, _ = run(tmp_path / 'full', resume=True, load_from=str(tmp_path / 'full/iter_2.pth'))
-    torch.testing.assert_close(torch.tensor(resumed), torch.tensor(full), rtol=1e-5, atol=1e-6)
+    cfg = tiny_cfg(synthref_root, tmp_path, config=TINY_CONFIG, **{'train_cfg.max_iters': 1})
+    cfg.optim_wrapper.update(type='AnyDeviceAmpOptimWrapper', dtype='bfloat16',
+                             loss_scale='dynamic')
+    runner = Runner.from_cfg(cfg)
+    seen = []
+    runner.model.projector.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    before = {k: v.clone() for k, v in runner.model.projector.state_dict().items()}
+    runner.train()
+    losses = runner.message_hub.get_scalar('train/loss').data[0]
+    assert seen == [torch.bfloat16] and len(losses) == 1 and torch.isfinite(torch.tensor(losses))
+    after = runner.model.projector.state_dict()
+    assert all(after[k].dtype == torch.float32 for k in after)  # fp32 master weights
+    assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
 def test_tiny_zero2_dist_train(synthref_root, tmp_path):
