@@ -21,7 +21,8 @@ import json
 import os
 import os.path as osp
 import pickle
-from typing import Dict, List, Optional, Tuple
+import re
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -35,6 +36,15 @@ COLORS = {  # name -> BGR
 SIZES = {'small': (16, 22), 'large': (30, 40)}  # radius range in pixels
 NUM_OBJECTS = (3, 5)
 SPLITS = (('train', 0.7), ('val', 0.1), ('testA', 0.1), ('testB', 0.1))
+# The words of describe()'s three templates besides colours and shapes:
+#   attribute    "the {colour} {shape}"
+#   superlative  "the {SIZE_WORDS | EXTREMES} {shape}"
+#   relational   "the {shape} {RELATIONS} the {colour} {shape}"
+SIZE_WORDS = ('larger', 'smaller')  # of the two objects of a shape
+EXTREMES = {'leftmost': ('cx', 1), 'rightmost': ('cx', -1),  # word -> (axis, sign)
+            'topmost': ('cy', 1), 'lowest': ('cy', -1)}
+RELATIONS = ('left of', 'right of', 'above', 'below')
+EXPRESSION_TYPES = ('attribute', 'superlative', 'relational')
 
 
 def shape_polygon(shape: str, cx: float, cy: float, r: float) -> np.ndarray:
@@ -90,25 +100,57 @@ def describe(objects: List[dict], i: int) -> List[str]:
     same_shape = [o for o in objects if o['shape'] == shape]
     if len(same_shape) == 2 and abs(same_shape[0]['r'] - same_shape[1]['r']) > 5:
         larger = target['r'] == max(o['r'] for o in same_shape)
-        found.append(f'the {"larger" if larger else "smaller"} {shape}')
+        found.append(f'the {SIZE_WORDS[0] if larger else SIZE_WORDS[1]} {shape}')
     if len(same_shape) >= 2:
         # only when the target leads every other such shape by half their radii: an
         # extreme that a few pixels decide would be a coin toss at the model's resolution
-        for word, key, sign in (('leftmost', 'cx', 1), ('rightmost', 'cx', -1),
-                                ('topmost', 'cy', 1), ('lowest', 'cy', -1)):
+        for word, (key, sign) in EXTREMES.items():
             if all(sign * (o[key] - target[key]) > (o['r'] + target['r']) / 2
                    for o in same_shape if o is not target):
                 found.append(f'the {word} {shape}')
     for j, anchor in enumerate(objects):
         if j == i or matches(lambda o: is_kind(o, anchor['shape'], anchor['color'])) != [j]:
             continue
-        for word, test in (('left of', lambda o: o['cx'] < anchor['cx'] - anchor['r']),
-                           ('right of', lambda o: o['cx'] > anchor['cx'] + anchor['r']),
-                           ('above', lambda o: o['cy'] < anchor['cy'] - anchor['r']),
-                           ('below', lambda o: o['cy'] > anchor['cy'] + anchor['r'])):
+        for word, test in zip(RELATIONS,
+                              (lambda o: o['cx'] < anchor['cx'] - anchor['r'],
+                               lambda o: o['cx'] > anchor['cx'] + anchor['r'],
+                               lambda o: o['cy'] < anchor['cy'] - anchor['r'],
+                               lambda o: o['cy'] > anchor['cy'] + anchor['r'])):
             if test(target) and unique(lambda o: o is not anchor and is_kind(o, shape) and test(o)):
                 found.append(f'the {shape} {word} the {anchor["color"]} {anchor["shape"]}')
     return found
+
+
+class Expression(NamedTuple):
+    """What :func:`parse_expression` reads from one of :func:`describe`'s expressions."""
+    type: str  # one of EXPRESSION_TYPES
+    shape: str  # the target's shape (every template names it)
+    color: Optional[str]  # the target's colour: attribute expressions only
+
+
+def _alternatives(words) -> str:
+    return '|'.join(re.escape(w) for w in words)
+
+
+_COLOR, _SHAPE = f'({_alternatives(COLORS)})', f'({_alternatives(SHAPES)})'
+_PATTERNS = dict(
+    attribute=re.compile(f'the {_COLOR} {_SHAPE}'),
+    superlative=re.compile(f'the ({_alternatives(SIZE_WORDS + tuple(EXTREMES))}) {_SHAPE}'),
+    relational=re.compile(f'the {_SHAPE} ({_alternatives(RELATIONS)}) the {_COLOR} {_SHAPE}'))
+
+
+def parse_expression(text: str) -> Optional[Expression]:
+    """The template of :func:`describe` that wrote ``text`` (whitespace and case aside), with
+    the target's shape and, for an attribute expression, its colour; ``None`` for a text that
+    no template writes."""
+    text = ' '.join(text.lower().split())
+    for kind, pattern in _PATTERNS.items():
+        match = pattern.fullmatch(text)
+        if match:
+            if kind == 'attribute':
+                return Expression(kind, match.group(2), match.group(1))
+            return Expression(kind, match.group(2 if kind == 'superlative' else 1), None)
+    return None
 
 
 def render(rng: np.random.Generator, width: int, height: int, objects: List[dict]) -> np.ndarray:
