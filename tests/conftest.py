@@ -1,3 +1,4 @@
+import gc
 import importlib.util
 import json
 import os
@@ -22,6 +23,13 @@ if str(ROOT) not in sys.path:
 # Python, read back the same); subprocess runs keep mmengine's formatting.
 import mmengine.config.config as _mmengine_config  # noqa: E402
 _mmengine_config.FormatCode = lambda text, **kwargs: (text, False)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze the heap the imports left: every dataset build (mmengine's BaseDataset
+    serialisation) runs ``gc.collect()``, ~1 s a build over a test process's imports; frozen,
+    those objects are not scanned again (what tests allocate later still is)."""
+    gc.freeze()
 
 
 @pytest.fixture(scope='session')
@@ -53,6 +61,33 @@ def load_tool(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_tool(name: str, argv: Sequence[str], monkeypatch: pytest.MonkeyPatch,
+             capsys: pytest.CaptureFixture) -> str:
+    """``tools/<name>.py argv`` in this process (a fresh interpreter costs ~10 s of imports; each
+    CLI keeps one real subprocess run elsewhere); what it printed to stdout."""
+    monkeypatch.setattr(sys, 'argv', [f'tools/{name}.py', *map(str, argv)])
+    capsys.readouterr()
+    load_tool(name).main()
+    return capsys.readouterr().out
+
+
+def metric_table(output: str) -> dict:
+    """tools/test.py's summary table (mmevf.evaluation.format_metric_table: a name column, then
+    9-character columns, blank where a split lacks the metric) -> {split: {column: value}}."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith('split '))
+    columns = lines[start].split()[1:]
+    assert all(len(c) <= 9 for c in columns), columns  # else the columns are not 9 wide
+    width = len(lines[start]) - 9 * len(columns)
+    rows = {}
+    for line in lines[start + 2:]:
+        if len(line) != len(lines[start]):
+            break
+        cells = [line[width + 9 * i:width + 9 * (i + 1)].strip() for i in range(len(columns))]
+        rows[line[:width].strip()] = {c: float(v) for c, v in zip(columns, cells) if v}
+    return rows
 
 
 @pytest.fixture(scope='session')

@@ -1,8 +1,10 @@
 """GReferSegMetric: a hand-computed gRefCOCO case (TP, TN, FP, FN, empty predictions), the
 predicted no-target rule, agreement with ReferSegMetric without no-target metainfo, and exact
 two-process evaluation with a padded sampler."""
-import os
 import socket
+import time
+from datetime import timedelta
+from queue import Empty
 
 import numpy as np
 import pytest
@@ -146,19 +148,30 @@ def both_metrics() -> list:
                            prefix='synthref_val')]
 
 
-def run_rank(rank: int, port: int, queue) -> None:
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    dist.init_process_group('gloo', rank=rank, world_size=2)
-    evaluator = Evaluator(both_metrics())
-    for index in DefaultSampler(list(range(NUM_IMAGES)), shuffle=False):
-        evaluator.process([image_sample(index)])
-    queue.put((rank, evaluator.evaluate(NUM_IMAGES)))
-    dist.destroy_process_group()
+def evaluate_as_rank(rank: int, port: int) -> dict:
+    """This process as ``rank`` of 2 (gloo): its DefaultSampler share of the images, then the
+    evaluators' collection across both processes."""
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+                            world_size=2, timeout=timedelta(seconds=120))
+    try:
+        evaluator = Evaluator(both_metrics())
+        for index in DefaultSampler(list(range(NUM_IMAGES)), shuffle=False):
+            evaluator.process([image_sample(index)])
+        return evaluator.evaluate(NUM_IMAGES)
+    finally:
+        dist.destroy_process_group()
+
+
+def run_second_rank(port: int, queue) -> None:
+    """Rank 1 in a spawned interpreter; says when its imports are done, then its result."""
+    queue.put(('ready', None))
+    queue.put(('result', evaluate_as_rank(1, port)))
 
 
 def test_two_process_evaluation_equals_single_process():
     """GReferSegMetric and ReferSegMetric under 2 processes (a DefaultSampler padding one
-    duplicate) equal 1 process exactly."""
+    duplicate) equal 1 process exactly. Rank 0 is this process, rank 1 a spawned one: two real
+    processes, one interpreter start-up."""
     single = Evaluator(both_metrics())
     for index in range(NUM_IMAGES):
         single.process([image_sample(index)])
@@ -172,11 +185,25 @@ def test_two_process_evaluation_equals_single_process():
         port = sock.getsockname()[1]
     ctx = mp.get_context('spawn')
     queue = ctx.Queue()
-    procs = [ctx.Process(target=run_rank, args=(rank, port, queue)) for rank in range(2)]
-    for proc in procs:
-        proc.start()
-    results = dict(queue.get(timeout=120) for _ in procs)
-    for proc in procs:
+    proc = ctx.Process(target=run_second_rank, args=(port, queue))
+    proc.start()
+    try:
+        # this process joins the group only once the other one has imported everything, so
+        # that the rendezvous timeout does not have to cover an interpreter start-up
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                assert queue.get(timeout=1) == ('ready', None)
+                break
+            except Empty:
+                assert proc.is_alive(), f'rank 1 exited with {proc.exitcode} before starting'
+                assert time.monotonic() < deadline, 'rank 1 did not start in 10 minutes'
+        rank0 = evaluate_as_rank(0, port)
+        kind, rank1 = queue.get(timeout=120)
         proc.join(timeout=60)
-        assert proc.exitcode == 0
-    assert results[0] == expected and results[1] == expected
+        assert kind == 'result' and proc.exitcode == 0
+    finally:
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    assert rank0 == expected and rank1 == expected

@@ -1,7 +1,11 @@
 """mmevf as a good neighbour: where it is installed, mmdet and mmpretrain work in interpreters that
 never import mmevf. ``pip install`` (also ``-e``, as tools/install/setup_env.sh does) puts
 ``mmevf-import-hook.pth`` and ``_mmevf_import_hook.py`` (mmevf/compat/import_hook.py) at the root
-of site-packages; the hook applies mmevf's mmpretrain fix when mmpretrain is first imported."""
+of site-packages; the hook applies mmevf's mmpretrain fix when mmpretrain is first imported.
+
+The two host cases (with the hook, and without it) share one interpreter started as a host's
+(``host_cases`` below): it imports the libraries below OpenMMLab and mmengine, then runs each
+case in a fork of itself (tests/fixtures/forked_cases.py)."""
 import os
 import shutil
 import subprocess
@@ -10,8 +14,12 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from mmevf.compat import import_hook
 from mmevf.compat.mmpretrain import needs_mmpretrain_fix
+
+from tests.fixtures.forked_cases import PRELOAD, check, run_in_forks
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(sysconfig.get_paths()['purelib'])
@@ -61,6 +69,18 @@ from mmpretrain.utils import dependency
 print('RESULT mmevf imported:', any(m == 'mmevf' or m.startswith('mmevf.') for m in sys.modules))
 print('RESULT fix applied:', '_mmevf_mmpretrain_fix' in sys.modules, dependency.WITH_MULTIMODAL)
 '''
+# The same interpreter without the hook: its finder taken out of sys.meta_path before anything
+# imports mmpretrain, as if mmevf-import-hook.pth were not there.
+NO_HOOK_SCRIPT = r'''
+import _mmevf_import_hook
+_mmevf_import_hook.uninstall()
+try:
+    import mmdet.models
+    print('RESULT imported')
+except Exception as error:
+    print('RESULT failed:', type(error).__name__, error)
+'''
+
 # RetinaNet: 9 anchors x 3 classes per location at strides 8, 16 of a 64² input
 HOST_OUTPUT = ['retinanet [(1, 27, 8, 8), (1, 27, 4, 4)]', 'classifier (1, 5)',
                'mmevf imported: False']
@@ -97,11 +117,19 @@ def test_the_installed_hook_is_this_checkouts():
         f'{HOOK} is stale: run `pip install --no-build-isolation --no-deps -e {ROOT}`'
 
 
-def test_mmdet_and_mmpretrain_work_without_importing_mmevf(tmp_path):
-    proc = python(['-c', HOST_SCRIPT], tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    # (deepspeed, imported by mmdet through transformers, logs to stdout)
-    lines = [line[7:] for line in proc.stdout.splitlines() if line.startswith('RESULT ')]
+@pytest.fixture(scope='module')
+def host_cases(tmp_path_factory) -> dict:
+    """HOST_SCRIPT and NO_HOOK_SCRIPT in an interpreter of this environment, mmevf only as
+    installed; the setup imports nothing of mmcv, mmdet, mmpretrain or mmevf (checked)."""
+    results = run_in_forks(PRELOAD, {'host': HOST_SCRIPT, 'no_hook': NO_HOOK_SCRIPT},
+                           cwd=tmp_path_factory.mktemp('host'), env=host_env())
+    assert results[''][0] == ['preloaded []'], results['']
+    return results
+
+
+def test_mmdet_and_mmpretrain_work_without_importing_mmevf(host_cases):
+    # (deepspeed, imported by mmdet through transformers, logs to stdout: RESULT lines only)
+    lines = check(host_cases, 'host')
     assert lines[:3] == HOST_OUTPUT
     needed = needs_mmpretrain_fix()
     # where the stack needs it, the hook switched the multimodal models off; elsewhere it
@@ -109,18 +137,16 @@ def test_mmdet_and_mmpretrain_work_without_importing_mmevf(tmp_path):
     assert lines[3] == f'fix applied: True {not needed}'
 
 
-def test_without_the_hook_mmdet_models_fail_on_this_stack(tmp_path):
-    """The same site-packages without its .pth files (``-S``, the folder put on the path by
-    hand): ``import mmdet.models`` fails where the fix is needed, so the hook is what makes it
-    work above."""
-    script = (f'import sys; sys.path.append({str(SITE)!r}); import mmdet.models; '
-              'print("imported")')
-    proc = python(['-S', '-c', script], tmp_path)
+def test_without_the_hook_mmdet_models_fail_on_this_stack(host_cases):
+    """The same interpreter with the hook's finder removed before anything imports mmpretrain
+    (NO_HOOK_SCRIPT): ``import mmdet.models`` fails where the fix is needed, so the hook is
+    what makes it work above."""
+    lines = check(host_cases, 'no_hook')
     if needs_mmpretrain_fix():
-        assert proc.returncode != 0
-        assert 'NoneType takes no arguments' in proc.stderr, proc.stderr[-3000:]
+        assert len(lines) == 1 and lines[0].startswith('failed: '), lines
+        assert 'NoneType takes no arguments' in lines[0], lines
     else:
-        assert proc.returncode == 0 and proc.stdout.strip() == 'imported', proc.stderr[-3000:]
+        assert lines == ['imported']
 
 
 def test_startup_is_cheap_and_the_hook_can_be_switched_off(tmp_path):
@@ -197,7 +223,6 @@ def test_finder_wraps_one_import_then_removes_itself(tmp_path, monkeypatch):
 def test_apply_fix_runs_mmevfs_fix_and_only_warns_when_it_fails(monkeypatch):
     """The hook loads mmevf/compat/mmpretrain.py by its file (not the mmevf package) and runs
     its fix; an error in it becomes a warning, so the host's import of mmpretrain goes on."""
-    import pytest
     monkeypatch.delitem(sys.modules, import_hook.FIX_MODULE, raising=False)
     assert import_hook.apply_fix() in (True, False)
     module = sys.modules[import_hook.FIX_MODULE]

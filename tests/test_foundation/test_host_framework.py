@@ -1,16 +1,20 @@
 """`import mmevf` inside a plain mmdet job (as its `custom_imports` would) changes nothing but
 what docs/advanced_guides/dependency_fixes.md lists: the local checkpoint loader. The same run,
-with and without mmevf imported, trains to the same weights and leaves the same process state."""
+with and without mmevf imported, trains to the same weights and leaves the same process state.
+
+Both runs share one interpreter: everything before `import mmevf` (SETUP) runs once, then each
+run in a fork of it (tests/fixtures/forked_cases.py), so the
+two start from the same state, as two interpreters running the same script did."""
 import json
-import subprocess
-import sys
+import os
 from pathlib import Path
+
+from tests.fixtures.forked_cases import check, run_in_forks
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# A plain mmdet-scope run: model and data registered in mmengine's roots, mmdet's default
-# runtime, 4 iterations with a checkpoint; then the process state a host framework relies on.
-SCRIPT = r'''
+# A plain mmdet job up to where its `custom_imports` would import mmevf.
+SETUP = r'''
 import json, sys, tempfile
 import torch, torch.nn as nn
 from mmengine.model import BaseModel
@@ -27,9 +31,11 @@ try:  # mmpretrain 1.2 (an mmevf requirement) cannot import its multimodal model
 except ImportError:
     pass
 import mmdet.engine, mmdet.models  # noqa: F401
-if sys.argv[1] == 'with':
-    import mmevf  # noqa: F401
+'''
 
+# Then a plain mmdet-scope run: model and data registered in mmengine's roots, mmdet's default
+# runtime, 4 iterations with a checkpoint; then the process state a host framework relies on.
+RUN = r'''
 @DATASETS.register_module()
 class HostData(Dataset):
     def __init__(self):
@@ -62,7 +68,7 @@ runner = Runner(
 runner.train()
 ckpt = torch.load(f'{work_dir}/iter_4.pth', weights_only=False)
 name = lambda obj: f'{getattr(obj, "__module__", "")}.{getattr(obj, "__qualname__", obj)}'
-print(json.dumps(dict(
+print('RESULT', json.dumps(dict(
     weights={k: v.tolist() for k, v in ckpt['state_dict'].items()},
     backends={k: name(v) for k, v in registry_utils.backends.items()},
     prefix_backends={k: name(v) for k, v in registry_utils.prefix_to_backends.items()},
@@ -75,15 +81,10 @@ print(json.dumps(dict(
 '''
 
 
-def run(mode: str) -> dict:
-    proc = subprocess.run([sys.executable, '-c', SCRIPT, mode], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def test_importing_mmevf_into_an_mmdet_run_changes_only_the_documented_fix():
-    plain, hosted = run('without'), run('with')
+    runs = run_in_forks(SETUP, {'without': RUN, 'with': f'import mmevf  # noqa: F401\n{RUN}'},
+                        cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    plain, hosted = (json.loads(check(runs, mode)[-1]) for mode in ('without', 'with'))
     assert hosted['weights'] == plain['weights']  # the same training
     # the one documented change: mmevf's local checkpoint loader (weights_only with MMEngine's
     # objects allowed where mmengine <= 0.10.7 needs it; safetensors; shards)

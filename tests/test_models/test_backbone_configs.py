@@ -1,9 +1,7 @@
 """configs/evf_sam/backbones/: every example builds; SAM-H written as mmpretrain's ViTSAM is the
 paper model (same parameters, official SAM-H keys map onto it one to one); the tiny twins train
 (finite losses, their image encoders learn) and tools/test.py scores one on SynthRef."""
-import os
-import subprocess
-import sys
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -16,14 +14,21 @@ from mmengine.runner import Runner
 import mmevf.models  # noqa: F401
 from mmevf.checkpoint.layouts import sam_vit_to_vitsam
 from mmevf.registry import MODELS
+from tests.conftest import metric_table, run_tool
 from tests.fixtures.tiny_runs import tiny_cfg
-from tools.analysis.count_params import count, parameters_on_meta
+from tools.analysis.count_params import count as count_config, parameters_on_meta
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKBONES = ROOT / 'configs/evf_sam/backbones'
 SAM_H = ROOT / 'configs/evf_sam/evf-beit3l_sam-h_refcoco.py'
 TINY_TWINS = ['evf-tiny_vitsam_synthref.py', 'evf-tiny_convnext_synthref.py',
               'evf-tiny_swin_synthref.py']
+
+
+@lru_cache(maxsize=None)
+def count(config: str) -> dict:
+    """tools/analysis/count_params.py's counts of ``config``; SAM-H's are read three times."""
+    return count_config(config)
 
 
 def test_vitsam_h_config_is_the_paper_model():
@@ -88,7 +93,7 @@ def test_tiny_twin_trains(name, synthref_root, tmp_path):
     assert any(k.startswith('mm_encoder.') for k in changed)
 
 
-def test_test_tool_scores_a_swapped_tiny_config(synthref_root, tmp_path):
+def test_test_tool_scores_a_swapped_tiny_config(synthref_root, tmp_path, monkeypatch, capsys):
     cfg = Config.fromfile(str(BACKBONES / 'evf-tiny_convnext_synthref.py'))
     cfg.test_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
     for dataset in cfg.test_dataloader.dataset.datasets:
@@ -103,16 +108,10 @@ def test_test_tool_scores_a_swapped_tiny_config(synthref_root, tmp_path):
     checkpoint = tmp_path / 'random.pth'
     torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict(), meta=dict()), checkpoint)
 
-    proc = subprocess.run(
-        [sys.executable, 'tools/test.py', str(config), str(checkpoint), '--work-dir',
-         str(tmp_path / 'work')], cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1'))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    table = proc.stdout[proc.stdout.index('split '):].splitlines()
-    header = table[0].split()
-    assert header[:6] == ['split', 'cIoU', 'gIoU', 'P@0.5', 'P@0.7', 'P@0.9']
-    rows = [dict(zip(header, line.split())) for line in table[2:5]]
-    assert [row['split'] for row in rows] == ['synthref_val', 'synthref_testA', 'synthref_testB']
-    for row in rows:
-        assert all(0.0 <= float(row[name]) <= 100.0 for name in header[1:6])
-        assert 0.0 <= float(row['crossIoU']) <= 1.0 and float(row['images']) > 0
+    rows = metric_table(run_tool('test', [config, checkpoint, '--work-dir', tmp_path / 'work'],
+                                 monkeypatch, capsys))
+    assert list(rows) == ['synthref_val', 'synthref_testA', 'synthref_testB']
+    for values in rows.values():
+        assert list(values)[:5] == ['cIoU', 'gIoU', 'P@0.5', 'P@0.7', 'P@0.9']
+        assert all(0.0 <= values[name] <= 100.0 for name in list(values)[:5])
+        assert 0.0 <= values['crossIoU'] <= 1.0 and values['images'] > 0

@@ -1,14 +1,12 @@
-"""The tiny L-DIT SynthRef config trains through mmengine's Runner, and tools/test.py and the
+"""The tiny L-DIT SynthRef config trains through mmengine's Runner, and tools/test.py (in this
+process: its real subprocess runs are the README's commands and the slurm test's) and the
 inferencer run it unchanged (only data paths differ from the shipped config)."""
-import os
-import subprocess
-import sys
-
 import mmcv
 import pytest
 import torch
 from mmengine.runner import Runner
 
+from tests.conftest import metric_table, run_tool
 from tests.fixtures.tiny_runs import ROOT, dit_tiny_cfg
 
 CONFIG = ROOT / 'configs/dit/l-dit-tiny_synthref.py'
@@ -37,21 +35,14 @@ def test_two_iterations_train(trained):
     assert all(p.any() for p in model.injector.layer_projs.parameters())
 
 
-def test_tools_test_runs_dit_config(trained, tmp_path):
-    proc = subprocess.run(
-        [sys.executable, 'tools/test.py', str(trained['config']), str(trained['checkpoint']),
-         '--work-dir', str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    table = proc.stdout[proc.stdout.index('split '):].splitlines()
-    assert [line.split()[0] for line in table[2:5]] == [
-        'synthref_val', 'synthref_testA', 'synthref_testB']
-    header = table[0].split()[1:]
-    for line in table[2:5]:
-        values = dict(zip(header, map(float, line.split()[1:])))
+def test_tools_test_runs_dit_config(trained, tmp_path, monkeypatch, capsys):
+    rows = metric_table(run_tool('test', [trained['config'], trained['checkpoint'],
+                                          '--work-dir', tmp_path], monkeypatch, capsys))
+    assert list(rows) == ['synthref_val', 'synthref_testA', 'synthref_testB']
+    for values in rows.values():
         assert 0.0 <= values.pop('crossIoU') <= 1.0 and values.pop('pairs') > 0
         values.pop('images')
-        assert all(0.0 <= v <= 100.0 for v in values.values()), values  # percentages
+        assert values and all(0.0 <= v <= 100.0 for v in values.values()), values  # percentages
 
 
 def test_inferencer_runs_dit_config(trained, synthref_root):

@@ -1,8 +1,7 @@
 """The tiny SynthRef twins of the DIT paper's new variants (the "Default" baseline and its deeper
 decoders, the cross-attention injections, static prompts) train 2 iterations through mmengine's
 Runner and pass tools/test.py unchanged (only data paths differ from the shipped configs).
-tools/test.py runs in-process here: test_dit_runner.py runs it as a subprocess once."""
-import sys
+tools/test.py runs in-process here, as in test_dit_runner.py."""
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from tests.conftest import load_tool
+from tests.conftest import metric_table, run_tool
 from tests.fixtures.tiny_runs import dit_tiny_cfg
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,11 +51,7 @@ def test_two_iterations_and_tools_test(trained, tmp_path, monkeypatch, capsys):
         assert len(model.injector.text_maps) == 4 and len(model.injector.layer_projs) == 0
     else:
         assert model.injector.static_prompts is not None
-    monkeypatch.setattr(sys, 'argv', ['tools/test.py', str(trained['config']),
-                                      str(trained['checkpoint']), '--work-dir', str(tmp_path)])
-    load_tool('test').main()
-    stdout = capsys.readouterr().out
-    table = stdout[stdout.index('split '):].splitlines()
-    assert [line.split()[0] for line in table[2:5]] == [
-        'synthref_val', 'synthref_testA', 'synthref_testB']
-    assert 'mIoU' in table[0].split()  # DIT's metric list
+    rows = metric_table(run_tool('test', [trained['config'], trained['checkpoint'],
+                                          '--work-dir', tmp_path], monkeypatch, capsys))
+    assert list(rows) == ['synthref_val', 'synthref_testA', 'synthref_testB']
+    assert all('mIoU' in values for values in rows.values())  # DIT's metric list

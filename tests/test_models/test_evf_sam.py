@@ -24,6 +24,7 @@ from torchvision import transforms as T
 import mmevf.models  # noqa: F401
 from mmevf.registry import MODELS
 from mmevf.utils.tokenizer import build_tokenizer
+from tests.conftest import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT_DIM, BEIT_DIM, VOCAB = 32, 64, 64
@@ -109,8 +110,10 @@ def photo(tmp_path_factory) -> Path:
     return path
 
 
-def official_forward(modules, tokenizer, image_path: Path, text: str) -> torch.Tensor:
-    """The official EVF-SAM inference for one expression: (H, W) mask logits."""
+def official_forward(modules, tokenizer, image_path: Path, texts: list) -> list:
+    """The official EVF-SAM inference for each expression of ``texts`` on one image: (H, W)
+    mask logits each. The official code runs it once per (image, expression) pair; SAM's
+    image embedding, the same every time, is computed once here."""
     sam, beit3, projector = modules
     rgb = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
     resized = ResizeLongestSide(1024).apply_image(rgb)
@@ -118,20 +121,22 @@ def official_forward(modules, tokenizer, image_path: Path, text: str) -> torch.T
     beit_input = T.Compose([
         T.ToTensor(), T.Resize((224, 224), interpolation=3, antialias=None),
         T.Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))])(rgb)[None]
-    ids = torch.tensor([tokenizer(text)['input_ids']])
+    masks = []
     with torch.no_grad():
         image_embeddings = sam.image_encoder(sam_input)
-        tokens = beit3(visual_tokens=beit_input, textual_tokens=ids,
-                       text_padding_position=torch.zeros_like(ids))['encoder_out']
-        feat = projector(tokens[:, :1])
-        sparse, dense = sam.prompt_encoder(points=None, boxes=None, masks=None)
-        sparse = torch.cat([sparse, feat], dim=1)
-        low_res, _ = sam.mask_decoder(
-            image_embeddings=image_embeddings, image_pe=sam.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-            multimask_output=False)
-        masks = sam.postprocess_masks(low_res, resized.shape[:2], rgb.shape[:2])
-    return masks[0, 0]
+        for text in texts:
+            ids = torch.tensor([tokenizer(text)['input_ids']])
+            tokens = beit3(visual_tokens=beit_input, textual_tokens=ids,
+                           text_padding_position=torch.zeros_like(ids))['encoder_out']
+            feat = projector(tokens[:, :1])
+            sparse, dense = sam.prompt_encoder(points=None, boxes=None, masks=None)
+            sparse = torch.cat([sparse, feat], dim=1)
+            low_res, _ = sam.mask_decoder(
+                image_embeddings=image_embeddings, image_pe=sam.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                multimask_output=False)
+            masks.append(sam.postprocess_masks(low_res, resized.shape[:2], rgb.shape[:2])[0, 0])
+    return masks
 
 
 @pytest.fixture(scope='module')
@@ -142,9 +147,16 @@ def converted(official_folder, tmp_path_factory):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert (dst.parent / 'evf_sam_tiny_tokenizer' / 'sentencepiece.bpe.model').is_file()
-    # nothing the user had is overwritten
-    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    assert again.returncode != 0 and 'exists; pass --force' in again.stderr
+    # nothing the user had is overwritten: main() in this process with the same command line
+    # (the real run above proves the script starts)
+    outputs = [dst, *(dst.parent / 'evf_sam_tiny_tokenizer').iterdir()]
+    before = {path: path.read_bytes() for path in outputs}
+    tool = load_tool('model_converters/evf_sam2mmevf')
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(sys, 'argv', cmd[1:])
+        with pytest.raises(FileExistsError, match='exists; pass --force'):
+            tool.main()
+    assert {path: path.read_bytes() for path in outputs} == before
     return dst
 
 
@@ -171,8 +183,8 @@ def test_converted_checkpoint_gives_official_masks(official_folder, converted, p
     assert len(calls) == 2  # once per image per call: all three expressions share it
 
     tokenizer = build_tokenizer(tokenizer_dir)
-    for i, text in enumerate(EXPRESSIONS):
-        reference = official_forward(modules, tokenizer, photo, text)
+    references = official_forward(modules, tokenizer, photo, EXPRESSIONS)
+    for i, reference in enumerate(references):
         assert logits[i].shape == reference.shape == (427, 640)
         torch.testing.assert_close(logits[i], reference, rtol=0, atol=1e-4)
     masks = predicted.pred_instances.masks

@@ -15,6 +15,7 @@ from mmdet.structures.mask import BitmapMasks
 
 from mmevf.models.segmentors.sam_pretrainer import innermost_pixels, mask_boxes
 from mmevf.registry import MODELS
+from tests.conftest import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / 'configs/sam/sam-tiny_synthref.py'
@@ -131,14 +132,27 @@ def test_converted_checkpoint_is_sam_layout_and_starts_evf_sam(tiny_sam_run, tmp
     assert not any(p.requires_grad for p in evf.image_encoder.parameters())
 
 
-def test_converter_refuses_overwrite_and_foreign_files(tiny_sam_run, tmp_path):
+def convert_in_process(monkeypatch, src: Path, dst: Path, *extra: str) -> None:
+    """tools/model_converters/mmevf2sam.py's main() in this process, with that command line
+    (the real subprocess run above proves the script starts and writes SAM's layout)."""
+    tool = load_tool('model_converters/mmevf2sam')
+    with monkeypatch.context() as m:
+        m.setattr(sys, 'argv', ['mmevf2sam.py', str(src), str(dst), *extra])
+        tool.main()
+
+
+def test_converter_refuses_overwrite_and_foreign_files(tiny_sam_run, tmp_path, monkeypatch):
     dst = tmp_path / 'sam_tiny.pth'
     dst.write_bytes(b'keep me')
-    proc = convert(tiny_sam_run['checkpoint'], dst)
-    assert proc.returncode != 0 and 'exists' in proc.stderr and dst.read_bytes() == b'keep me'
-    assert convert(tiny_sam_run['checkpoint'], dst, '--force').returncode == 0
+    with pytest.raises(FileExistsError, match='exists'):
+        convert_in_process(monkeypatch, tiny_sam_run['checkpoint'], dst)
+    assert dst.read_bytes() == b'keep me'
+    convert_in_process(monkeypatch, tiny_sam_run['checkpoint'], dst, '--force')
+    trained = tiny_sam_run['runner'].model.state_dict()
+    assert torch.equal(torch.load(dst, weights_only=True)['mask_decoder.iou_token.weight'],
+                       trained['prompt_head.mask_decoder.iou_token.weight'])
     foreign = tmp_path / 'foreign.pth'
     torch.save({'state_dict': {'backbone.weight': torch.zeros(1)}}, foreign)
-    proc = convert(foreign, tmp_path / 'out.pth')
-    assert proc.returncode != 0 and 'foreign.pth' in proc.stderr
+    with pytest.raises(KeyError, match='foreign.pth'):
+        convert_in_process(monkeypatch, foreign, tmp_path / 'out.pth')
     assert not (tmp_path / 'out.pth').exists()

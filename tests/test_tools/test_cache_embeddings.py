@@ -18,14 +18,18 @@ from tests.fixtures import tiny_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 FLIP = dict(type='TextAwareRandomFlip', prob=0.5)
+# the training split cut to its first 8 items (8 distinct images): every cache of it encodes
+# 8 images instead of 32, and the 2-iteration trainings (4 items) still draw from several
+TRAIN_ITEMS = 8
 
 
 def tiny_cfg(name: str, synthref_root: Path, work_dir: Path, cache_dir: Path = None,
              **overrides) -> Config:
-    """``configs/evf_sam/{name}.py`` made test-sized (tests/fixtures/tiny_runs.py), its
-    embedding cache read from ``cache_dir``."""
+    """``configs/evf_sam/{name}.py`` made test-sized (tests/fixtures/tiny_runs.py; the train
+    split cut to ``TRAIN_ITEMS``), its embedding cache read from ``cache_dir``."""
     cfg = tiny_runs.tiny_cfg(synthref_root, work_dir, ROOT / f'configs/evf_sam/{name}.py',
                              **overrides)
+    cfg.train_dataloader.dataset.indices = TRAIN_ITEMS
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         for dataset in loader.dataset.get('datasets', [loader.dataset]):
             for transform in dataset.pipeline:
@@ -55,19 +59,30 @@ def entry_files(folder: Path) -> list:
     return sorted((folder / 'entries').rglob('*.safetensors'))
 
 
-def test_cached_training_equals_uncached_and_resumes(synthref_root, tmp_path):
+@pytest.fixture(scope='module')
+def fp32_cache(synthref_root, tmp_path_factory) -> Path:
+    """The tool's fp32 cache of the training split, into the folder the pipeline's
+    LoadCachedEmbedding names (no --out), the encoder's random weights as the runner makes them
+    from the seed (no checkpoint). Read, never written, by the tests below."""
+    tmp_path = tmp_path_factory.mktemp('fp32_cache')
+    cfg = tiny_cfg('evf-tiny-frozen-sam_synthref_cached', synthref_root, tmp_path / 'w',
+                   tmp_path / 'cache')
+    cache_embeddings(cfg, tmp_path)
+    return tmp_path / 'cache'
+
+
+def test_cached_training_equals_uncached_and_resumes(synthref_root, fp32_cache, tmp_path):
     # two iterations, a checkpoint after each: the resumed run repeats the second
     short = {'train_cfg.max_iters': 2, 'default_hooks.checkpoint.interval': 1}
     uncached = tiny_runs.train_losses(tiny_cfg('evf-tiny-frozen-sam_synthref', synthref_root,
                                      tmp_path / 'uncached', **short))
     cached_cfg = tiny_cfg('evf-tiny-frozen-sam_synthref_cached', synthref_root,
-                          tmp_path / 'cached', tmp_path / 'cache', **short)
-    # the encoder's random weights as the runner makes them from the seed (no checkpoint) ...
-    cache_embeddings(cached_cfg, tmp_path)
-    # ... are the weights in the uncached run's checkpoints: the same cache key
+                          tmp_path / 'cached', fp32_cache, **short)
+    # the encoder's random weights as the runner makes them from the seed (fp32_cache) are
+    # the weights in the uncached run's checkpoints: the same cache key
     cache_embeddings(cached_cfg, tmp_path, '--out', str(tmp_path / 'from_ckpt'),
                      '--weights', str(tmp_path / 'uncached' / 'iter_1.pth'))
-    assert cache.read_manifest(str(tmp_path / 'cache'))['key'] == \
+    assert cache.read_manifest(str(fp32_cache))['key'] == \
         cache.read_manifest(str(tmp_path / 'from_ckpt'))['key']
 
     cached = tiny_runs.train_losses(cached_cfg)
@@ -76,28 +91,27 @@ def test_cached_training_equals_uncached_and_resumes(synthref_root, tmp_path):
 
     resumed = tiny_runs.train_losses(tiny_cfg(
         'evf-tiny-frozen-sam_synthref_cached', synthref_root, tmp_path / 'cached',
-        tmp_path / 'cache', resume=True, load_from=str(tmp_path / 'cached' / 'iter_1.pth'),
+        fp32_cache, resume=True, load_from=str(tmp_path / 'cached' / 'iter_1.pth'),
         **short))
     # the restored message hub holds iteration 1; 2 is recomputed after resuming
     torch.testing.assert_close(torch.tensor(resumed), torch.tensor(cached), rtol=1e-5, atol=0)
 
 
-def test_tool_records_dtype_resumes_and_refuses_what_it_cannot_cache(synthref_root, tmp_path,
-                                                                      capsys):
+def test_tool_records_dtype_resumes_and_refuses_what_it_cannot_cache(synthref_root, fp32_cache,
+                                                                      tmp_path, capsys):
     cfg = tiny_cfg('evf-tiny-frozen-sam_synthref_cached', synthref_root, tmp_path / 'w',
                    tmp_path / 'bf16')
     cache_embeddings(cfg, tmp_path, '--dtype', 'bf16')
-    assert 'done: 32 written, 0 already cached' in last_line(capsys)
-    cache_embeddings(cfg, tmp_path, '--out', str(tmp_path / 'fp32'))
+    assert f'done: {TRAIN_ITEMS} written, 0 already cached' in last_line(capsys)
     manifest = cache.read_manifest(str(tmp_path / 'bf16'))
     assert manifest['dtype'] == 'bfloat16' and manifest['embedding_shape'] == [64, 16, 16]
-    assert cache.read_manifest(str(tmp_path / 'fp32'))['dtype'] == 'float32'
+    assert cache.read_manifest(str(fp32_cache))['dtype'] == 'float32'
     files = entry_files(tmp_path / 'bf16')
-    assert len(files) == 32  # the 32 training images, each once
+    assert len(files) == TRAIN_ITEMS  # the training images, each once
     for path in files[:3]:
         bf16, meta = cache.read_entry(str(path))
         # the same entry in the fp32 cache (not str.replace: an entry's hash may contain 'bf16')
-        fp32, _ = cache.read_entry(str(tmp_path / 'fp32' / path.relative_to(tmp_path / 'bf16')))
+        fp32, _ = cache.read_entry(str(fp32_cache / path.relative_to(tmp_path / 'bf16')))
         assert bf16.dtype == torch.bfloat16 and meta['dtype'] == 'bfloat16'
         assert fp32.dtype == torch.float32
         torch.testing.assert_close(bf16, fp32.bfloat16(), rtol=0, atol=0)
@@ -105,7 +119,7 @@ def test_tool_records_dtype_resumes_and_refuses_what_it_cannot_cache(synthref_ro
     # Resumable: only a missing entry is written again.
     files[0].unlink()
     cache_embeddings(cfg, tmp_path, '--dtype', 'bf16')
-    assert 'done: 1 written, 31 already cached' in last_line(capsys)
+    assert f'done: 1 written, {TRAIN_ITEMS - 1} already cached' in last_line(capsys)
     # Another encoder (other random weights), or another dtype, in the same folder: refused.
     other_weights = tiny_cfg('evf-tiny-frozen-sam_synthref_cached', synthref_root,
                              tmp_path / 'w', tmp_path / 'bf16', randomness=dict(seed=1))
@@ -114,7 +128,7 @@ def test_tool_records_dtype_resumes_and_refuses_what_it_cannot_cache(synthref_ro
     with pytest.raises(ValueError, match='holds a bfloat16 cache, not float32'):
         cache_embeddings(cfg, tmp_path)
     cache_embeddings(other_weights, tmp_path, '--dtype', 'bf16', '--overwrite')
-    assert 'done: 32 written, 0 already cached' in last_line(capsys)
+    assert f'done: {TRAIN_ITEMS} written, 0 already cached' in last_line(capsys)
 
     # A trainable image encoder (the demo's tiny model) is refused before anything is encoded.
     trained = tiny_cfg('evf-tiny_synthref', synthref_root, tmp_path / 'w')
@@ -134,11 +148,12 @@ def flip_cfg(synthref_root: Path, tmp_path: Path) -> Config:
     return cfg
 
 
-def test_flipped_images_are_served_from_their_own_entries(synthref_root, tmp_path):
+def test_flipped_images_are_served_from_their_own_entries(synthref_root, fp32_cache, tmp_path):
     cfg = flip_cfg(synthref_root, tmp_path)
     cache_embeddings(cfg, tmp_path)
     files = entry_files(tmp_path / 'cache')
-    assert len(files) == 64 and sum('.horizontal.' in f.name for f in files) == 32
+    assert len(files) == 2 * TRAIN_ITEMS
+    assert sum('.horizontal.' in f.name for f in files) == TRAIN_ITEMS
 
     init_default_scope('mmevf')
     cached = DATASETS.build(cfg.train_dataloader.dataset)
@@ -169,12 +184,10 @@ def test_flipped_images_are_served_from_their_own_entries(synthref_root, tmp_pat
         assert (mirrored - expected).abs().max() > 1e-2  # the other variant would be wrong
     assert flips == {True, False}
 
-    # A cache made without the flip does not serve the flipped images: the image is named.
-    no_flip = tiny_cfg('evf-tiny-frozen-sam_synthref_cached', synthref_root, tmp_path / 'w',
-                       tmp_path / 'no_flip')
-    cache_embeddings(no_flip, tmp_path)
+    # A cache made without the flip (fp32_cache) does not serve the flipped images: the image
+    # is named.
     flip_cfg_no_cache = flip_cfg(synthref_root, tmp_path)
-    flip_cfg_no_cache.train_dataloader.dataset.pipeline[4].cache_dir = str(tmp_path / 'no_flip')
+    flip_cfg_no_cache.train_dataloader.dataset.pipeline[4].cache_dir = str(fp32_cache)
     dataset = DATASETS.build(flip_cfg_no_cache.train_dataloader.dataset)
     np.random.seed(0)
     with pytest.raises(FileNotFoundError, match=r'\.jpg flipped horizontal \(its flip variant\) '

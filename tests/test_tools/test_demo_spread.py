@@ -1,12 +1,22 @@
 """tools/analysis/demo_spread.py: the statistics, the table and the parsing of text_following's
-output by hand; then two real 2-iteration runs (one train and one evaluation subprocess each)
-on the test SynthRef, and a second call that finds them finished and trains nothing."""
+output by hand; then a real 2-iteration run on the test SynthRef (its training command run in
+this process, its evaluation a real subprocess), and a second call that finds it finished and
+trains nothing."""
+import contextlib
 import json
 import math
+import os
+import runpy
 import statistics
+import subprocess
+import sys
+import traceback
 from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
+import torch
 
 from tests.conftest import load_tool
 
@@ -95,13 +105,71 @@ def run_lines(out: str) -> list:
     return [[float(v) for v in line.split()] for line in lines[start + 2:end]]
 
 
-def test_a_real_run_then_nothing_retrained(tool, synthref_root, tmp_path, capsys):
+class LogStream:
+    """What a subprocess writing to ``log`` would write there; once the run is over (``log``
+    None), whatever the loggers it created still write goes to the current ``sys.stdout``."""
+
+    def __init__(self, log) -> None:
+        self.log = log
+
+    def write(self, text: str) -> int:
+        return (self.log or sys.stdout).write(text)
+
+    def flush(self) -> None:
+        (self.log or sys.stdout).flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def train_in_process(calls: list):
+    """A stand-in for the tool's ``subprocess``: ``python tools/train.py ...`` runs in this
+    process (runpy, as its ``__main__``, with that argv and environment, its output in the log);
+    any other command (the evaluation, the one real run of tools/analysis/text_following.py)
+    is a real subprocess. tools/train.py runs as real subprocesses elsewhere (through
+    tools/dist_train.sh: tests/test_foundation/test_dist_train.py, test_zero2_train.py); a
+    second interpreter here would prove nothing more about this tool."""
+
+    def run(cmd, stdout=None, stderr=None, env=None, **kwargs):
+        calls.append(cmd)
+        if cmd[1] != str(ROOT / 'tools' / 'train.py'):
+            return subprocess.run(cmd, stdout=stdout, stderr=stderr, env=env, **kwargs)
+        assert cmd[0] == sys.executable and stderr == subprocess.STDOUT and not kwargs
+        # what the tool gives the subprocess: its thread count, the repository importable
+        assert env['OMP_NUM_THREADS'] == '1' and str(ROOT) in env['PYTHONPATH'].split(os.pathsep)
+        stream, threads, returncode = LogStream(stdout), torch.get_num_threads(), 0
+        try:
+            with mock.patch.dict(os.environ, env, clear=True), \
+                    mock.patch.object(sys, 'argv', cmd[1:]), \
+                    contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+                runpy.run_path(cmd[1], run_name='__main__')
+        except SystemExit as exc:
+            returncode = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        except Exception:  # as the interpreter would: the traceback in the log, exit 1
+            traceback.print_exc(file=stdout)
+            returncode = 1
+        finally:
+            stream.log = None
+            torch.set_num_threads(threads)
+        return subprocess.CompletedProcess(cmd, returncode)
+
+    return SimpleNamespace(run=run, STDOUT=subprocess.STDOUT)
+
+
+def test_a_real_run_then_nothing_retrained(tool, synthref_root, tmp_path, capsys, monkeypatch):
     work_dir = tmp_path / 'spread'
-    # one real run (four subprocesses with the second call); the statistics over several runs
-    # are tested above on hand-made lines
+    # one real run (a training in this process, a real evaluation subprocess; nothing with the
+    # second call); the statistics over several runs are tested above on hand-made lines
+    calls = []
+    monkeypatch.setattr(tool, 'subprocess', train_in_process(calls))
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)  # the tool sets it for --threads
     argv = [CONFIG, '--seeds', '0', '--threads', '1', '--work-dir', str(work_dir),
             '--data-root', str(synthref_root), '--cfg-options', *TINY_OPTIONS]
     assert tool.main(argv) == 0
+    assert [cmd[1] for cmd in calls] == [str(ROOT / 'tools' / 'train.py'),
+                                        str(ROOT / 'tools' / 'analysis' / 'text_following.py')]
+    train_log = work_dir / 'seed0_threads1' / 'train.log'
+    assert 'Saving checkpoint at 2 iterations' in train_log.read_text()  # the runner's output
     out = capsys.readouterr().out
     lines = run_lines(out)
     assert [line[:2] for line in lines] == [[0, 1]]
@@ -130,6 +198,7 @@ def test_a_real_run_then_nothing_retrained(tool, synthref_root, tmp_path, capsys
     assert len(checkpoints) == 1
     train_logs = {p: p.read_text() for p in work_dir.glob('*/train.log')}
     assert tool.main(argv) == 0
+    assert len(calls) == 2  # no subprocess at all the second time
     again = capsys.readouterr().out
     assert again.count('holds the finished run; not training again') == 1
     assert 'training in' not in again

@@ -1,11 +1,10 @@
 """The tiny multi-task config end to end on SynthRef and small twins: tools/test.py prints one
 row per source (the semantic row with mmseg's mIoU too) whose numbers equal a run over that
-source alone, and tools/dist_train.sh trains it for 2 iterations on 2 processes (resuming a
-distributed run is tested on the toy model in test_dist_train.py and under ZeRO-2 in
-test_zero2_train.py: mmengine advances any sampler, this one too, by drawing the batches
-already trained)."""
-import re
-import sys
+source alone, and tools/train.py trains it for 2 iterations. Both tools run in this process
+(their real subprocess runs are the README's commands). The sampler's split between ranks is
+test_ratio_source_sampler.py's; two-process training and resuming are tested on the toy model
+(test_dist_train.py) and under ZeRO-2 (test_zero2_train.py): mmengine advances any sampler, this
+one too, by drawing the batches already trained."""
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from mmengine.registry import init_default_scope
 
 from mmevf.checkpoint import load_local_checkpoint
 from mmevf.registry import MODELS
-from tests.conftest import free_port, load_tool, run_command as run
+from tests.conftest import metric_table, run_tool
 from tools.dataset_converters.synthref import make_synthref_twins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,20 +22,6 @@ CONFIG = ROOT / 'configs/evf_sam/evf-tiny_synthref_multitask.py'
 SOURCES = ['synthref_val', 'synthref_testA', 'synthref_testB', 'semantic_val', 'parts_val',
            'humanparsing_val']
 FAST_LOADER = ['num_workers=0', 'persistent_workers=False']
-
-
-def table(output: str) -> dict:
-    """tools/test.py's summary table -> {row: {column: value}}."""
-    lines = output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith('split '))
-    columns = lines[start].split()[1:]
-    rows = {}
-    for line in lines[start + 2:]:
-        cells = line.split()
-        if not cells or not re.fullmatch(r'[-\d.]+', cells[-1]):
-            break
-        rows[cells[0]] = dict(zip(columns, map(float, cells[1:])))
-    return rows
 
 
 @pytest.fixture(scope='module')
@@ -54,19 +39,16 @@ def workspace(tmp_path_factory, synthref_root) -> Path:
     return cwd
 
 
-def run_test_tool(argv: list, workspace: Path, monkeypatch, capsys) -> str:
-    """tools/test.py in this process (its subprocess runs are tested elsewhere), from the
-    workspace (the config's relative data paths); what it printed."""
+def run_in(workspace: Path, name: str, argv: list, monkeypatch, capsys) -> str:
+    """tools/<name>.py from the workspace (the config's relative data paths), in this process."""
     monkeypatch.chdir(workspace)
-    monkeypatch.setattr(sys, 'argv', ['tools/test.py', *argv])
-    load_tool('test').main()
-    return capsys.readouterr().out
+    return run_tool(name, argv, monkeypatch, capsys)
 
 
 def test_test_tool_one_row_per_source(workspace, monkeypatch, capsys):
     options = ['--cfg-options'] + [f'test_dataloader.{o}' for o in FAST_LOADER]
-    rows = table(run_test_tool([str(CONFIG), 'tiny.pth', '--work-dir', 'all', *options],
-                               workspace, monkeypatch, capsys))
+    rows = metric_table(run_in(workspace, 'test', [CONFIG, 'tiny.pth', '--work-dir', 'all',
+                                                   *options], monkeypatch, capsys))
     assert list(rows) == SOURCES
     assert all({'cIoU', 'gIoU', 'crossIoU'} <= set(r) for r in rows.values())
     assert set(rows) - {'semantic_val'} == {s for s in rows if 'mIoU' not in rows[s]}
@@ -81,21 +63,18 @@ def test_test_tool_one_row_per_source(workspace, monkeypatch, capsys):
         f'**{cfg.test_dataloader.dataset.datasets[3].to_dict()!r}))\n'
         f'test_evaluator = [dict({cfg.test_evaluator.metrics[3]!r}, '
         "prefix='semantic_val')]\n")
-    single = table(run_test_tool([str(alone), 'tiny.pth', '--work-dir', 'alone', *options],
-                                 workspace, monkeypatch, capsys))
+    single = metric_table(run_in(workspace, 'test', [alone, 'tiny.pth', '--work-dir', 'alone',
+                                                     *options], monkeypatch, capsys))
     assert single == {'semantic_val': rows['semantic_val']}
 
 
-def test_dist_train_two_iterations(workspace):
+def test_train_two_iterations(workspace, monkeypatch, capsys):
     options = ['--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=100',
                'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.save_best=None',
                'default_hooks.logger.interval=1',
                'train_dataloader.batch_size=2', 'train_dataloader.sampler.batch_size=2',
                *[f'train_dataloader.{o}' for o in FAST_LOADER]]
-    log = run(['bash', str(ROOT / 'tools/dist_train.sh'), str(CONFIG), '2', '--work-dir', 'dist',
-               *options], workspace, PORT=str(free_port()))
-    assert 'Distributed training: True' in log and 'GPU number: 2' in log
-    assert re.search(r'Iter\(train\) \[2/2\].*loss: [\d.]+', log), log[-2000:]
-    first, second = (load_local_checkpoint(str(workspace / f'dist/iter_{i}.pth'))['state_dict']
+    run_in(workspace, 'train', [CONFIG, '--work-dir', 'train', *options], monkeypatch, capsys)
+    first, second = (load_local_checkpoint(str(workspace / f'train/iter_{i}.pth'))['state_dict']
                      for i in (1, 2))
     assert any(not torch.equal(first[k], second[k]) for k in first)  # the 2nd step updated

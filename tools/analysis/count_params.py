@@ -30,11 +30,16 @@ def parameters_on_meta() -> Iterator[None]:
             param = type(param)(param.to('meta'), requires_grad=param.requires_grad)
         register_parameter(module, name, param)
 
+    # a process in deterministic mode (e.g. after a Runner with `deterministic=True`) fills
+    # every new tensor with NaN: ~10x the build time of a paper-scale model
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     nn.Module.register_parameter = register_on_meta
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         nn.Module.register_parameter = register_parameter
+        torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 def count(config: str, cfg_options: Optional[dict] = None) -> dict:
