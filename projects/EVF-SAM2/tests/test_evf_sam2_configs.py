@@ -2,19 +2,24 @@
 meta device by tools/analysis/count_params.py); every config parses with SAM-2's pipeline and
 imports the package by its one, mmdet-style name, as the project's tools do."""
 import sys
-import textwrap
 
 import pytest
-from evf_sam2_helpers import PACKAGE, PROJECT, ROOT, TINY_CONFIG, require_sam2, run_command
+from evf_sam2_helpers import PACKAGE, PROJECT, require_sam2
 
 require_sam2()
+
+from tests.conftest import load_tool  # noqa: E402
 
 CONFIGS = sorted((PROJECT / 'configs').glob('*.py'))
 
 
-def test_param_count_l_matches_paper():
-    out = run_command([sys.executable, 'tools/analysis/count_params.py',
-                       str(PROJECT / 'configs' / 'evf-sam2_beit3l_sam2-l_refcoco.py')], cwd=ROOT)
+def test_param_count_l_matches_paper(monkeypatch, capsys):
+    """tools/analysis/count_params.py in this process (its command line: its ``main()`` on
+    ``sys.argv``), the table it prints read back."""
+    monkeypatch.setattr(sys, 'argv', [
+        'count_params.py', str(PROJECT / 'configs' / 'evf-sam2_beit3l_sam2-l_refcoco.py')])
+    load_tool('analysis/count_params').main()
+    out = capsys.readouterr().out
     total = next(line for line in out.splitlines() if line.startswith('total '))
     count = int(total.split()[1].replace(',', ''))
     # official EVF-SAM2: 224,430,130 (SAM-2-L) + 672,702,464 (BEiT-3-L) + 1,312,000
@@ -37,19 +42,13 @@ def test_configs_parse_with_sam2_pipeline(path):
             assert 'SAM2Resize' in types and 'SAMResize' not in types, types
 
 
-def test_one_name():
+def test_one_name(infer_video_cli):
     """The package has one name: a config and a project tool, loaded as users run them
-    (``PYTHONPATH=.`` from the repository root), import ``projects.EVF-SAM2.evf_sam2`` only; the
-    short name ``evf_sam2`` (a second copy, registering EVFSAM2 twice) does not import."""
-    script = textwrap.dedent(f"""
-        import importlib.util, runpy, sys
-        from mmengine.config import Config
-        from mmevf.registry import MODELS
-        Config.fromfile({str(TINY_CONFIG)!r})
-        runpy.run_path({str(PROJECT / 'tools' / 'infer_video.py')!r}, run_name='tool')
-        assert MODELS.get('EVFSAM2').__module__ == {PACKAGE!r} + '.evf_sam2'
-        assert not [name for name in sys.modules if name.split('.')[0] == 'evf_sam2']
-        assert importlib.util.find_spec('evf_sam2') is None
-        print('one name')
-    """)
-    assert 'one name' in run_command([sys.executable, '-c', script])
+    (``PYTHONPATH=.`` from the repository root: the video command line of conftest.py, which
+    loads the tiny config), import ``projects.EVF-SAM2.evf_sam2`` only; the short name
+    ``evf_sam2`` (a second copy, registering EVFSAM2 twice) does not import."""
+    assert infer_video_cli['returncode'] == 0, infer_video_cli['stderr'][-3000:]
+    report = infer_video_cli['report']
+    assert report['evfsam2_module'] == PACKAGE + '.evf_sam2'
+    assert report['short_name_modules'] == []
+    assert report['short_name_findable'] is False

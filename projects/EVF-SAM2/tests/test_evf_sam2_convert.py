@@ -21,19 +21,22 @@ from mmevf.engine.runner_setup import register_all_modules  # noqa: E402
 from mmevf.registry import DATASETS, MODELS  # noqa: E402
 
 SAM2_CONFIG = 'configs/sam2/sam2_hiera_t.yaml'
+# SAM-2's input side: the tiny config's (SAM-2's own 1024 costs 16 times the image encoder for
+# the same weights: no tensor of the layout depends on it)
+SIZE = 256
 
 
 def parity_cfg(synthref_root) -> Config:
-    """The tiny config at SAM-2's own 1024² input, with SAM2ImagePredictor's resampler and
+    """The tiny config at SAM-2's input side ``SIZE``, with SAM2ImagePredictor's resampler and
     the official projector token (the image [CLS])."""
     import_project()  # registers EVFSAM2 and SAM2Resize
     cfg = Config.fromfile(str(TINY_CONFIG))
-    cfg.model.sam2.image_size = 1024
+    cfg.model.sam2.image_size = SIZE
     cfg.model.projector.token = 'image_cls'
     pipeline = []
     for t in cfg.test_pipeline:
         if t['type'] == 'SAM2Resize':
-            t = dict(t, sam_size=1024, backend='sam2')
+            t = dict(t, sam_size=SIZE, backend='sam2')
         if t['type'] == 'TokenizeText':
             t = dict(t, tokenizer=str(synthref_root / 'tokenizer'))
         pipeline.append(t)
@@ -51,7 +54,8 @@ def official(synthref_root, tmp_path_factory):
     init_default_scope('mmevf')
     torch.manual_seed(0)
     cfg = parity_cfg(synthref_root)
-    sam2 = build_sam2(SAM2_CONFIG, None, device='cpu', mode='eval')
+    sam2 = build_sam2(SAM2_CONFIG, None, device='cpu', mode='eval',
+                      hydra_overrides_extra=[f'++model.image_size={SIZE}'])
     beit3 = MODELS.build(cfg.model.mm_encoder)
     beit3.init_weights()
     dim = beit3.embed_dims
@@ -117,6 +121,9 @@ def test_convert_load_strict_and_parity(official, synthref_root, tmp_path):
         # reference: SAM2ImagePredictor's image path on the original weights, the text
         # embedding from the official tensors, injected as EVF-SAM2's inference() does
         predictor = SAM2ImagePredictor(sam2)
+        # its feature sizes are written for 1024²
+        predictor._bb_feat_sizes = [(SIZE // 4, SIZE // 4), (SIZE // 8, SIZE // 8),
+                                    (SIZE // 16, SIZE // 16)]
         rgb = cv2.imread(samples[0].img_path)[..., ::-1].copy()
         predictor.set_image(rgb)
         tokens = model.mm_encoder(inputs['mm_img'][inputs['expr_image_index']],

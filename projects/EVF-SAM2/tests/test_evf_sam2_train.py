@@ -1,8 +1,8 @@
 """Training the tiny EVF-SAM2 on SynthRef with the maintainers' recipe (SAM-2 frozen, unchanged,
 in eval mode; only BEiT-3 and the projector train): two iterations and a validation pass, bf16
-AMP, ZeRO-2 through tools/dist_train.sh; SAM-2's pretrained file."""
+AMP, the ZeRO-2 config and DeepSpeed's bf16 parameters; SAM-2's pretrained file."""
 import torch
-from evf_sam2_helpers import TINY_CONFIG, require_sam2
+from evf_sam2_helpers import PROJECT, TINY_CONFIG, require_sam2
 
 from tests.fixtures.tiny_runs import tiny_cfg
 
@@ -11,13 +11,16 @@ require_sam2()
 
 def test_tiny_train_two_iterations(synthref_root, tmp_path):
     from mmengine.runner import Runner
+    # one image a step, two images validated: what the recipe freezes and trains shows as well
     cfg = tiny_cfg(synthref_root, tmp_path, config=TINY_CONFIG, randomness=dict(seed=0), **{
         'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2, 'train_cfg.val_begin': 1,
-        'default_hooks.checkpoint.interval': 100})
+        'default_hooks.checkpoint.interval': 100, 'train_dataloader.batch_size': 1,
+        'val_dataloader.dataset.indices': 2})
     runner = Runner.from_cfg(cfg)
     model = runner.model
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith(('mm_encoder.', 'projector.')) for n in trainable)
+    model.init_weights()  # as runner.train() would: what changes below, training changed
     before = {k: v.clone() for k, v in model.state_dict().items()}
     runner.train()
     losses = runner.message_hub.get_scalar('train/loss').data[0]
@@ -80,12 +83,14 @@ def test_tiny_amp_train(synthref_root, tmp_path):
     Resuming under AMP is the wrapper's, not the model's: tests/test_engine/test_amp.py resumes
     the tiny EVF-SAM."""
     from mmengine.runner import Runner
-    cfg = tiny_cfg(synthref_root, tmp_path, config=TINY_CONFIG, **{'train_cfg.max_iters': 1})
+    cfg = tiny_cfg(synthref_root, tmp_path, config=TINY_CONFIG, **{
+        'train_cfg.max_iters': 1, 'train_dataloader.batch_size': 1})
     cfg.optim_wrapper.update(type='AnyDeviceAmpOptimWrapper', dtype='bfloat16',
                              loss_scale='dynamic')
     runner = Runner.from_cfg(cfg)
     seen = []
     runner.model.projector.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    runner.model.init_weights()  # as runner.train() would: what changes below, the step changed
     before = {k: v.clone() for k, v in runner.model.projector.state_dict().items()}
     runner.train()
     losses = runner.message_hub.get_scalar('train/loss').data[0]
@@ -95,36 +100,68 @@ def test_tiny_amp_train(synthref_root, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
-def test_tiny_zero2_dist_train(synthref_root, tmp_path):
-    """The tiny ZeRO-2 config through ``tools/dist_train.sh`` (FlexibleRunner, DeepSpeed, bf16)
-    in one CPU process: SAM-2's frozen parts and positional buffer stay fp32 under DeepSpeed's
-    bf16, so the decoder's inputs are cast (EVFSAM2.decode_image). What needs two processes
-    (the optimizer state split in two, resuming it) is the strategy's, not the model's:
-    tests/test_tools/test_zero2_train.py runs the same strategy base on two processes."""
-    import os
+def test_zero2_config_and_bf16_cast_as_deepspeed(synthref_root, tmp_path):
+    """The tiny ZeRO-2 config resolves to FlexibleRunner + DeepSpeedStrategy (bf16, stage 2),
+    and the model trains as DeepSpeed's bf16 leaves it (deepspeed's engine casts every
+    parameter, SAM-2's frozen ones too, and keeps every buffer: the preprocessor's mean / std,
+    SAM-2's positional-encoding matrix stay fp32): the model casts its inputs to its weights'
+    dtype, EVFSAM2.decode_image its decoder's inputs. What needs a launch (tools/dist_train.sh,
+    two processes, the optimizer state split in two, resuming it) is the strategy's, not the
+    model's: tests/test_tools/test_zero2_train.py runs the same strategy base."""
+    from mmengine._strategy import DeepSpeedStrategy
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import OPTIM_WRAPPERS, RUNNERS, STRATEGIES
+    from mmengine.runner import FlexibleRunner
 
-    from evf_sam2_helpers import PROJECT, ROOT, run_command
+    from mmevf.engine.runner_setup import register_all_modules
+    from mmevf.registry import DATASETS, MODELS
+    cfg = tiny_cfg(synthref_root, tmp_path, config=PROJECT / 'configs' /
+                   'evf-sam2-tiny_synthref_zero2.py')
+    assert RUNNERS.get(cfg.runner_type) is FlexibleRunner
+    strategy = cfg.strategy
+    assert STRATEGIES.get(strategy.type) is DeepSpeedStrategy
+    assert strategy.bf16.enabled and not strategy.get('fp16', {}).get('enabled', False)
+    assert strategy.zero_optimization.stage == 2
+    assert 'data_types' not in strategy  # no buffer_dtype / keep_in_fp32_modules
+    assert OPTIM_WRAPPERS.get(cfg.optim_wrapper.type).__name__ == 'DeepSpeedOptimWrapper'
+    assert cfg.optim_wrapper.constructor == 'TrainableParamsOptimWrapperConstructor'
+    assert cfg.model.type == 'EVFSAM2'
 
-    from tests.conftest import free_port
-    from tests.fixtures.tiny_runs import logged_losses as losses
-    cfg = tiny_cfg(synthref_root, tmp_path / 'full',
-                   config=PROJECT / 'configs' / 'evf-sam2-tiny_synthref_zero2.py',
-                   **{'train_cfg.max_iters': 2})
-    config = tmp_path / 'tiny_sam2_zero2.py'
-    cfg.dump(str(config))
+    register_all_modules()
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    buffer_dtypes = {n: b.dtype for n, b in model.named_buffers()}
+    # deepspeed.runtime.engine.DeepSpeedEngine._cast_module_mixed_precision, bf16, no
+    # buffer_dtype: the parameters only
+    for param in model.parameters():
+        param.data = param.data.to(torch.bfloat16)
+    pe = 'sam2.sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix'
+    assert buffer_dtypes[pe] == torch.float32
+    assert model.data_preprocessor.mean.dtype == torch.float32
+    assert not model.sam2.training
+    decoded = []
+    model.sam2.sam_mask_decoder.register_forward_hook(
+        lambda module, args, out: decoded.append(out[0].dtype))
 
-    def dist_train(work_dir, *extra):
-        os.environ['PORT'] = str(free_port())
-        try:
-            return run_command(['bash', 'tools/dist_train.sh', str(config), '1', '--work-dir',
-                                str(work_dir), *extra], ROOT)
-        finally:
-            del os.environ['PORT']
-
-    log = dist_train(tmp_path / 'full')
-    assert 'Distributed training: True' in log and 'GPU number: 1' in log
-    shards = sorted(p.name for p in (tmp_path / 'full/iter_2.pth').iterdir())
-    assert shards == ['bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt',
-                      'mp_rank_00_model_states.pt']
-    full = losses(tmp_path / 'full')
-    assert sorted(full) == [1, 2] and all(loss > 0 for loss in full.values())
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    data = model.data_preprocessor(pseudo_collate([dataset[0]]), training=True)
+    assert data['inputs']['img'].dtype == data['inputs']['mm_img'].dtype == torch.float32
+    losses = model(**data, mode='loss')
+    assert decoded and set(decoded) == {torch.bfloat16}  # SAM-2's decoder ran in bf16
+    assert losses and all(torch.isfinite(v) for v in losses.values()), losses
+    sum(losses.values()).backward()
+    for name, param in model.named_parameters():
+        assert param.dtype == torch.bfloat16, name
+        if name.startswith('sam2.'):
+            assert param.grad is None, name  # frozen
+    # every trainable parameter but BEiT-3's masked-image-modelling token (unused) has a grad
+    missing = {n for n, p in model.named_parameters() if p.requires_grad and p.grad is None}
+    assert missing == {'mm_encoder.vision_embed.mask_token'}, missing
+    for prefix in ('mm_encoder.', 'projector.'):
+        grads = [p.grad for n, p in model.named_parameters()
+                 if n.startswith(prefix) and p.grad is not None]
+        assert all(g.dtype == torch.bfloat16 and g.isfinite().all() for g in grads), prefix
+        assert any(g.abs().sum() > 0 for g in grads), prefix
+    assert {n: b.dtype for n, b in model.named_buffers()} == buffer_dtypes

@@ -1,7 +1,6 @@
 """EVF-SAM2 on video: the streaming tracker against sam2's own video predictor, frame 0
 against the image path, bounded memory, and infer_video.py's outputs and errors."""
 import json
-import sys
 
 import cv2
 import mmcv
@@ -26,32 +25,23 @@ def _tool():
     return module
 
 
+# SAM-2's input side for the tracker tests: half the tiny config's 256, a quarter of the image
+# encoder's and memory attention's work per frame; SAM-2 and its video predictor are otherwise as
+# configured (object pointers 16 frames back: the tracker's memory window, exercised by 20 frames)
+SIZE = 128
+NUM_FRAMES = 20
+
+
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    """A random tiny EVF-SAM2 whose object-score head says 'present' (bias +8): with random
-    weights the score is near 0, and a negative one empties every mask."""
+def tracker(evf_sam2_checkpoint, synthref_root):
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
 
-    from mmevf.engine.runner_setup import register_all_modules
-    from mmevf.registry import MODELS
-    import_project()  # registers EVFSAM2 and SAM2Resize
-    register_all_modules()
-    init_default_scope('mmevf')
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(str(TINY_CONFIG)).model)
-    model.init_weights()
-    with torch.no_grad():
-        model.sam2.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(8.0)
-    path = tmp_path_factory.mktemp('ckpt') / 'tiny_evf_sam2.pth'
-    torch.save(dict(state_dict=model.state_dict()), path)
-    return path
-
-
-@pytest.fixture(scope='module')
-def tracker(checkpoint, synthref_root):
     from mmevf.apis import TextSegInferencer
-    inferencer = TextSegInferencer(str(TINY_CONFIG), weights=str(checkpoint),
+    cfg = Config.fromfile(str(TINY_CONFIG))
+    cfg.model.sam2.image_size = SIZE  # no weight depends on it
+    cfg.test_pipeline = [dict(t, sam_size=SIZE) if t['type'] == 'SAM2Resize' else t
+                         for t in cfg.test_pipeline]
+    inferencer = TextSegInferencer(cfg, weights=str(evf_sam2_checkpoint),
                                    tokenizer=str(synthref_root / 'tokenizer'), device='cpu',
                                    show_progress=False)
     return import_project().EVFSAM2VideoTracker(inferencer)
@@ -60,25 +50,28 @@ def tracker(checkpoint, synthref_root):
 @pytest.fixture(scope='module')
 def clip(tmp_path_factory):
     root = tmp_path_factory.mktemp('clip')
-    return root, make_synthref_clip(str(root), num_frames=20, size=(160, 120), step=5)
+    return root, make_synthref_clip(str(root), num_frames=NUM_FRAMES, size=(160, 120), step=5)
 
 
 def test_matches_sam2_video_predictor(tracker, clip):
     """The streaming loop = sam2's SAM2VideoPredictor (built with the video overrides the
     official EVF-SAM2 uses) fed the same frames, with frame 0 prompted as the official
-    ``add_new_text`` does; 20 frames, so the tracker's memory window (16) is exercised."""
+    ``add_new_text`` does; 20 frames, so the tracker's memory window (16, SAM-2's reach of
+    object pointers) is exercised: the frames out of it are dropped, none that SAM-2 reads."""
     from sam2.build_sam import build_sam2_video_predictor
     project = import_project()
     VideoFrames, text_prompted = project.VideoFrames, project.text_prompted
     root, meta = clip
     frames = VideoFrames(str(root / 'frames'))
+    sam2 = tracker.sam2
+    assert sam2.image_size == SIZE
+    assert tracker.memory_window == sam2.max_obj_ptrs_in_encoder == 16
     ours = {r.frame.index: (r.logits, r.object_score)
             for r in tracker.track(frames, meta['expression'])}
     memory = tracker.memory
     assert len(memory['cond_frame_outputs']) == 1
-    assert len(memory['non_cond_frame_outputs']) <= tracker.memory_window < len(frames)
+    assert len(memory['non_cond_frame_outputs']) <= tracker.memory_window < len(frames) - 2
 
-    sam2 = tracker.sam2
     predictor = build_sam2_video_predictor(
         'configs/sam2/sam2_hiera_t.yaml', None, device='cpu',
         hydra_overrides_extra=[f'++model.image_size={sam2.image_size}'])
@@ -98,7 +91,7 @@ def test_matches_sam2_video_predictor(tracker, clip):
                 mask_inputs=None, reverse=False, run_mem_encoder=False)
         state['temp_output_dict_per_obj'][obj_idx]['cond_frame_outputs'][0] = out
         reference = {i: masks[0, 0] for i, _, masks in predictor.propagate_in_video(state)}
-    assert sorted(reference) == sorted(ours) == list(range(20))
+    assert sorted(reference) == sorted(ours) == list(range(NUM_FRAMES))
     worst = max((ours[i][0] - reference[i]).abs().max().item() for i in ours)
     assert worst <= 1e-4, worst
     for i in ours:
@@ -117,17 +110,17 @@ def test_first_frame_equals_image_path(tracker, clip):
     assert mask.any() and np.array_equal((first.logits > 0).numpy(), mask)
 
 
-def test_infer_video_folder_and_errors(checkpoint, synthref_root, tmp_path):
+def test_infer_video_folder_and_errors(evf_sam2_checkpoint, synthref_root, tmp_path):
     root = tmp_path / 'clip'
-    meta = make_synthref_clip(str(root), num_frames=6, size=(160, 120))
+    meta = make_synthref_clip(str(root), num_frames=4, size=(160, 120))
     tool = _tool()
-    common = ['--config', str(TINY_CONFIG), '--weights', str(checkpoint), '--tokenizer',
-              str(synthref_root / 'tokenizer'), '--device', 'cpu']
+    common = ['--config', str(TINY_CONFIG), '--weights', str(evf_sam2_checkpoint),
+              '--tokenizer', str(synthref_root / 'tokenizer'), '--device', 'cpu']
     out = tmp_path / 'out'
     summary = tool.main([str(root / 'frames'), meta['expression'], '--out-dir', str(out)] +
                         common)
-    assert [f['frame'] for f in summary['frames']] == [f'{i:05d}' for i in range(6)]
-    for i in range(6):
+    assert [f['frame'] for f in summary['frames']] == [f'{i:05d}' for i in range(4)]
+    for i in range(4):
         mask = cv2.imread(str(out / 'masks' / f'{i:05d}.png'), cv2.IMREAD_UNCHANGED)
         assert mask.shape == (120, 160) and set(np.unique(mask)) <= {0, 255}
         assert int((mask > 0).sum()) == summary['frames'][i]['area']
@@ -139,12 +132,11 @@ def test_infer_video_folder_and_errors(checkpoint, synthref_root, tmp_path):
         tool.main([str(root / 'frames'), meta['expression'], '--out-dir', str(out)] + common)
     assert (out / 'masks' / '00000.png').read_bytes() == before
     # an unreadable frame: named; the frames before it stay written
-    (root / 'frames' / '00003.jpg').write_bytes(b'not a jpeg')
+    (root / 'frames' / '00002.jpg').write_bytes(b'not a jpeg')
     broken = tmp_path / 'broken'
-    with pytest.raises(ValueError, match='cannot decode frame .*00003.jpg'):
+    with pytest.raises(ValueError, match='cannot decode frame .*00002.jpg'):
         tool.main([str(root / 'frames'), meta['expression'], '--out-dir', str(broken)] + common)
-    assert sorted(p.name for p in (broken / 'masks').iterdir()) == [
-        '00000.png', '00001.png', '00002.png']
+    assert sorted(p.name for p in (broken / 'masks').iterdir()) == ['00000.png', '00001.png']
     with pytest.raises(FileNotFoundError, match='missing.mp4 does not exist'):
         tool.main([str(tmp_path / 'missing.mp4'), 'x', '--out-dir', str(tmp_path / 'o')] + common)
     (tmp_path / 'corrupt.mp4').write_bytes(b'\x00' * 1000)
@@ -155,39 +147,33 @@ def test_infer_video_folder_and_errors(checkpoint, synthref_root, tmp_path):
         tool.main([str(root / 'frames'), '  ', '--out-dir', str(tmp_path / 'o')] + common)
 
 
-def test_infer_video_file(checkpoint, synthref_root, tmp_path):
+def test_infer_video_file(evf_sam2_checkpoint, synthref_root, tmp_path):
     """A video file in: masks per frame and an overlay video with as many frames."""
     root = tmp_path / 'clip'
-    meta = make_synthref_clip(str(root), num_frames=5, size=(160, 120))
+    meta = make_synthref_clip(str(root), num_frames=3, size=(160, 120))
     video = tmp_path / 'clip.mp4'
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*'mp4v'), 10, (160, 120))
     for name in meta['frames']:
         writer.write(cv2.imread(str(root / name)))
     writer.release()
     out = tmp_path / 'out'
-    summary = _tool().main([str(video), meta['expression'], '--out-dir', str(out), '--config',
-                            str(TINY_CONFIG), '--weights', str(checkpoint), '--tokenizer',
-                            str(synthref_root / 'tokenizer'), '--device', 'cpu'])
-    assert len(summary['frames']) == 5
+    summary = _tool().main([
+        str(video), meta['expression'], '--out-dir', str(out), '--config', str(TINY_CONFIG),
+        '--weights', str(evf_sam2_checkpoint), '--tokenizer', str(synthref_root / 'tokenizer'),
+        '--device', 'cpu'])
+    assert len(summary['frames']) == 3
     assert sorted(p.name for p in (out / 'masks').iterdir()) == [f'{i:05d}.png'
-                                                                for i in range(5)]
+                                                                for i in range(3)]
     written = mmcv.VideoReader(str(out / 'overlay.mp4'))
-    assert written.frame_cnt == 5 and (written.width, written.height) == (160, 120)
+    assert written.frame_cnt == 3 and (written.width, written.height) == (160, 120)
 
 
-def test_cli_progress_bar(checkpoint, synthref_root, tmp_path):
-    """The command line as users type it (a subprocess): the progress bar over frames."""
-    import subprocess
-
-    from evf_sam2_helpers import project_env
-    root = tmp_path / 'clip'
-    meta = make_synthref_clip(str(root), num_frames=3, size=(160, 120))
-    env = dict(__import__('os').environ, **project_env(), COLUMNS='120')
-    proc = subprocess.run(
-        [sys.executable, str(INFER_VIDEO), str(root / 'frames'), meta['expression'],
-         '--config', str(TINY_CONFIG), '--weights', str(checkpoint), '--tokenizer',
-         str(synthref_root / 'tokenizer'), '--out-dir', str(tmp_path / 'out'), '--device',
-         'cpu'], capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert 'Tracking' in proc.stdout + proc.stderr
-    assert '3 frames' in proc.stdout
+def test_cli_progress_bar(infer_video_cli):
+    """The command line as users type it (conftest.py's one subprocess of the tool, on a 3-frame
+    clip): the progress bar over frames, its outputs."""
+    assert infer_video_cli['returncode'] == 0, infer_video_cli['stderr'][-3000:]
+    assert 'Tracking' in infer_video_cli['stdout'] + infer_video_cli['stderr']
+    assert '3 frames' in infer_video_cli['stdout']
+    out = infer_video_cli['out_dir']
+    assert sorted(p.name for p in (out / 'masks').iterdir()) == [f'{i:05d}.png' for i in range(3)]
+    assert len(json.loads((out / 'track.json').read_text())['frames']) == 3
