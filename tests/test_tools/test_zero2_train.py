@@ -12,7 +12,8 @@ def test_zero2_dist_train_and_resume(synthref_root, tmp_path):
     # three iterations, a checkpoint after each; resumed from the first, the third loss also
     # depends on the restored optimizer state
     cfg = tiny_cfg(synthref_root, tmp_path / 'full', **{
-        'train_cfg.max_iters': 3, 'default_hooks.checkpoint.interval': 1})
+        'train_cfg.max_iters': 3, 'default_hooks.checkpoint.interval': 1,
+        'default_hooks.checkpoint.max_keep_ckpts': -1})
     zero2 = Config.fromfile(str(ROOT / 'configs/evf_sam/evf-tiny_synthref_zero2.py'))
     for key in ('runner_type', 'strategy', 'optim_wrapper'):
         cfg[key] = zero2[key]
