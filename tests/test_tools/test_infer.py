@@ -3,26 +3,27 @@ expression, from a config name, a tiny_checkpoint and a tokenizer folder; with a
 head, a "no target (score 0.93)" line per expression that names nothing."""
 import json
 import re
+import sys
 
 import mmcv
 import numpy as np
 import pytest
 
-from tests.conftest import force_no_target, load_tool
+from tests.conftest import force_no_target, load_tool, run_command
 
 
 def test_infer_writes_overlays_and_masks(synthref_root, xlmr_tokenizer_dir, tiny_checkpoint,
-                                         tmp_path, capsys):
+                                         tmp_path):
+    """The suite's one real subprocess run of tools/infer.py (the others call it in-process)."""
     image = sorted((synthref_root / 'images').glob('*.jpg'))[0]
     expressions = ['the red circle left of the blue square', '[semantic] sky', 'leftmost zebra']
     out_dir = tmp_path / 'out'
-    load_tool('infer').main([
-        str(image), *expressions, '--config', 'evf-tiny_synthref', '--weights',
-        str(tiny_checkpoint), '--tokenizer', str(xlmr_tokenizer_dir), '--out-dir', str(out_dir),
-        '--device', 'cpu'
-    ])
+    printed = run_command([
+        sys.executable, 'tools/infer.py', str(image), *expressions, '--config',
+        'evf-tiny_synthref', '--weights', str(tiny_checkpoint), '--tokenizer',
+        str(xlmr_tokenizer_dir), '--out-dir', str(out_dir), '--device', 'cpu'
+    ], OMP_NUM_THREADS='1')
     original = mmcv.imread(str(image), channel_order='rgb')
-    printed = capsys.readouterr().out
     for i, text in enumerate(expressions):
         overlay = mmcv.imread(str(out_dir / 'vis' / f'{image.stem}_{i}.png'), channel_order='rgb')
         assert overlay.shape == original.shape
