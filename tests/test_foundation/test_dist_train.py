@@ -35,7 +35,8 @@ def dist_run(tmp_path_factory) -> Path:
 
 def test_two_cpu_processes_equal_one_process_with_double_batch(dist_run, tmp_path, monkeypatch,
                                                                capsys):
-    # the one-process run in this process: tools/train.py's subprocess run is the README's
+    # the one-process run in this process: tools/train.py runs as a real subprocess through
+    # dist_train.sh (above) and slurm_train.sh (test_slurm_scripts.py)
     run_tool('train', [ROOT / CONFIG, '--work-dir', tmp_path, '--cfg-options',
                        'train_dataloader.batch_size=8'], monkeypatch, capsys)
     single, dist = final_weights(tmp_path), final_weights(dist_run)

@@ -1,5 +1,5 @@
 """The tiny L-DIT SynthRef config trains through mmengine's Runner, and tools/test.py (in this
-process: its real subprocess runs are the README's commands and the slurm test's) and the
+process: its real subprocess run is test_slurm_scripts.py's, through slurm_test.sh) and the
 inferencer run it unchanged (only data paths differ from the shipped config)."""
 import mmcv
 import pytest
