@@ -1,10 +1,11 @@
 """The tiny multi-task config end to end on SynthRef and small twins: tools/test.py prints one
 row per source (the semantic row with mmseg's mIoU too) whose numbers equal a run over that
 source alone, and tools/train.py trains it for 2 iterations. Both tools run in this process
-(their real subprocess runs are test_slurm_scripts.py's, through the slurm scripts). The sampler's split between ranks is
-test_ratio_source_sampler.py's; two-process training and resuming are tested on the toy model
-(test_dist_train.py) and under ZeRO-2 (test_zero2_train.py): mmengine advances any sampler, this
-one too, by drawing the batches already trained."""
+(their real subprocess runs are test_slurm_scripts.py's, through the slurm scripts). The
+sampler's split between ranks is test_ratio_source_sampler.py's; two-process training and
+resuming are tested on the toy model (test_dist_train.py) and under ZeRO-2
+(test_zero2_train.py): mmengine advances any sampler, this one too, by drawing the batches
+already trained."""
 from pathlib import Path
 
 import pytest
