@@ -1,6 +1,7 @@
 """The released configs: BEiT-3-L + SAM-2-L has the paper's 898M parameters (counted on the
-meta device by tools/analysis/count_params.py); every config parses with SAM-2's pipeline and
-imports the package by its one, mmdet-style name, as the project's tools do."""
+meta device by tools/analysis/count_params.py); every config parses with SAM-2's pipeline. (That a
+config loaded as users run it imports the package by its one name: test_evf_sam2_video.py, beside
+the video command line that loads it.)"""
 import sys
 
 import pytest
@@ -40,15 +41,3 @@ def test_configs_parse_with_sam2_pipeline(path):
         for inner in dataset.get('datasets', [dataset]):
             types = [t['type'] for t in inner['pipeline']]
             assert 'SAM2Resize' in types and 'SAMResize' not in types, types
-
-
-def test_one_name(infer_video_cli):
-    """The package has one name: a config and a project tool, loaded as users run them
-    (``PYTHONPATH=.`` from the repository root: the video command line of conftest.py, which
-    loads the tiny config), import ``projects.EVF-SAM2.evf_sam2`` only; the short name
-    ``evf_sam2`` (a second copy, registering EVFSAM2 twice) does not import."""
-    assert infer_video_cli['returncode'] == 0, infer_video_cli['stderr'][-3000:]
-    report = infer_video_cli['report']
-    assert report['evfsam2_module'] == PACKAGE + '.evf_sam2'
-    assert report['short_name_modules'] == []
-    assert report['short_name_findable'] is False

@@ -1,13 +1,18 @@
 """EVF-SAM2 on video: the streaming tracker against sam2's own video predictor, frame 0
-against the image path, bounded memory, and infer_video.py's outputs and errors."""
+against the image path, bounded memory, and infer_video.py's outputs and errors; its command line,
+run once, also shows that the package imports by its one name."""
 import json
+import os
+import subprocess
+import sys
 
 import cv2
 import mmcv
 import numpy as np
 import pytest
 import torch
-from evf_sam2_helpers import PROJECT, TINY_CONFIG, import_project, require_sam2
+from evf_sam2_helpers import (PACKAGE, PROJECT, ROOT, TINY_CONFIG, import_project, project_env,
+                              require_sam2)
 
 require_sam2()
 
@@ -168,6 +173,49 @@ def test_infer_video_file(evf_sam2_checkpoint, synthref_root, tmp_path):
     assert written.frame_cnt == 3 and (written.width, written.height) == (160, 120)
 
 
+# Imported by the command line run of ``infer_video_cli`` (PYTHONPATH) before anything else: at
+# exit it reports what the interpreter imported, for the one-name check below. It only looks.
+IMPORT_OBSERVER = '''
+import atexit, importlib.util, json, os, sys
+
+
+def _report():
+    from mmevf.registry import MODELS
+    with open(os.environ['EVF_SAM2_IMPORT_REPORT'], 'w') as f:
+        json.dump(dict(
+            evfsam2_module=MODELS.get('EVFSAM2').__module__,
+            short_name_modules=[n for n in sys.modules if n.split('.')[0] == 'evf_sam2'],
+            short_name_findable=importlib.util.find_spec('evf_sam2') is not None), f)
+
+
+atexit.register(_report)
+'''
+
+
+@pytest.fixture(scope='module')
+def infer_video_cli(evf_sam2_checkpoint, synthref_root, tmp_path_factory):
+    """The video command line as users type it (``PYTHONPATH=. python
+    projects/EVF-SAM2/tools/infer_video.py FRAMES TEXT --config ...``), run once in a fresh
+    interpreter on a 3-frame clip: its ``returncode``, ``stdout``, ``stderr``, ``out_dir`` and
+    the interpreter's import ``report`` (:data:`IMPORT_OBSERVER`)."""
+    tmp = tmp_path_factory.mktemp('infer_video_cli')
+    meta = make_synthref_clip(str(tmp / 'clip'), num_frames=3, size=(160, 120))
+    (tmp / 'observer').mkdir()
+    (tmp / 'observer' / 'sitecustomize.py').write_text(IMPORT_OBSERVER)
+    report = tmp / 'imports.json'
+    env = dict(os.environ, COLUMNS='120', EVF_SAM2_IMPORT_REPORT=str(report))
+    env['PYTHONPATH'] = os.pathsep.join([str(tmp / 'observer'), project_env()['PYTHONPATH']])
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT / 'tools' / 'infer_video.py'), str(tmp / 'clip' / 'frames'),
+         meta['expression'], '--config', str(TINY_CONFIG), '--weights',
+         str(evf_sam2_checkpoint), '--tokenizer', str(synthref_root / 'tokenizer'),
+         '--out-dir', str(tmp / 'out'), '--device', 'cpu'],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    return dict(returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr,
+                out_dir=tmp / 'out',
+                report=json.loads(report.read_text()) if report.is_file() else None)
+
+
 def test_cli_progress_bar(infer_video_cli):
     """The command line as users type it (conftest.py's one subprocess of the tool, on a 3-frame
     clip): the progress bar over frames, its outputs."""
@@ -177,3 +225,15 @@ def test_cli_progress_bar(infer_video_cli):
     out = infer_video_cli['out_dir']
     assert sorted(p.name for p in (out / 'masks').iterdir()) == [f'{i:05d}.png' for i in range(3)]
     assert len(json.loads((out / 'track.json').read_text())['frames']) == 3
+
+
+def test_one_name(infer_video_cli):
+    """The package has one name: a config and a project tool, loaded as users run them
+    (``PYTHONPATH=.`` from the repository root: the video command line of conftest.py, which
+    loads the tiny config), import ``projects.EVF-SAM2.evf_sam2`` only; the short name
+    ``evf_sam2`` (a second copy, registering EVFSAM2 twice) does not import."""
+    assert infer_video_cli['returncode'] == 0, infer_video_cli['stderr'][-3000:]
+    report = infer_video_cli['report']
+    assert report['evfsam2_module'] == PACKAGE + '.evf_sam2'
+    assert report['short_name_modules'] == []
+    assert report['short_name_findable'] is False
