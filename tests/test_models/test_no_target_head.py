@@ -296,6 +296,42 @@ def test_gradient_reaches_the_head_and_through_the_token(models):
                if n.startswith('no_target_head.'))
 
 
+@pytest.mark.parametrize('kind', ['evf', 'dit'])
+def test_the_head_leaves_the_other_initial_weights_alone(kind):
+    """Built from the same seed, the model with the head starts where the model without it
+    does: its random initialisation does not shift the random stream of what is built after."""
+    plain, headed = build(kind).state_dict(), build(kind, no_target_head=HEAD).state_dict()
+    assert set(headed) - set(plain) and all(k.startswith('no_target_head.')
+                                            for k in set(headed) - set(plain))
+    for key, value in plain.items():
+        assert torch.equal(headed[key], value), key
+
+
+@pytest.mark.parametrize('kind', ['evf', 'dit'])
+def test_detached_head_leaves_the_mask_path_as_without_it(kind):
+    """``detach_input=True`` with the mask loss on every expression: the no-target loss trains
+    the head only, and the rest of the model gets exactly the gradients of the model without
+    the head (whose mask loss also counts every expression)."""
+    _, plain, _ = model_pair(kind)
+    headed = build(kind, no_target_head=dict(HEAD, detach_input=True),
+                   mask_loss_on_no_target=True)
+    headed.load_state_dict(plain.state_dict(), strict=False)
+    batch = make_batch(plain, kind, MIXED)
+    plain.zero_grad()
+    sum(plain.loss(**batch).values()).backward()
+    headed.zero_grad()
+    losses = headed.loss(**batch)
+    sum(losses.values()).backward()
+    for name, param in plain.named_parameters():
+        other = dict(headed.named_parameters())[name]
+        assert (param.grad is None) == (other.grad is None), name
+        if param.grad is not None:
+            torch.testing.assert_close(other.grad, param.grad, rtol=1e-5, atol=1e-7)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0
+               for n, p in headed.named_parameters() if n.startswith('no_target_head.'))
+    plain.zero_grad()
+
+
 def test_sgd_lowers_the_no_target_loss():
     """A handful of plain SGD steps on one tiny batch (the config's trainable parameters, the
     total loss) take ``loss_no_target`` below the best constant guess: the head learns to

@@ -34,6 +34,10 @@ class NoTargetHead(BaseModule):
         loss_no_target: BCE-with-logits config on the no-target flags (an mmdet
             ``CrossEntropyLoss(use_sigmoid=True)``, as the mask losses); its ``loss_weight``
             weighs ``loss_no_target`` against the mask losses.
+        detach_input: read the token without sending the no-target loss back through it: the
+            decision is learned on what the mask path computes, and the two-way transformer,
+            the prompt and the image embedding train on the mask loss alone. ``False``: the
+            no-target loss trains them too.
         init_cfg: mmengine initialisation config.
     """
 
@@ -43,8 +47,10 @@ class NoTargetHead(BaseModule):
                  num_layers: int = 2,
                  loss_no_target: dict = dict(
                      type='mmdet.CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+                 detach_input: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.detach_input = bool(detach_input)
         if num_layers < 1:
             raise ValueError(f'num_layers must be >= 1, got {num_layers}')
         hidden_channels = hidden_channels or in_channels
@@ -58,7 +64,7 @@ class NoTargetHead(BaseModule):
 
     def forward(self, tokens: Tensor) -> Tensor:
         """(N, C) decoder tokens -> (N,) no-target logits (> 0: more likely no target)."""
-        return self.mlp(tokens)[:, 0]
+        return self.mlp(tokens.detach() if self.detach_input else tokens)[:, 0]
 
     def loss(self, logits: Tensor, no_target: Tensor) -> Dict[str, Tensor]:
         """BCE-with-logits of the N expressions of a batch, averaged over them.

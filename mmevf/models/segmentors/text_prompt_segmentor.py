@@ -135,7 +135,10 @@ class TextPromptSegmentor(BaseSAMSegmentor):
                             f'{type(self.prompt_head).__name__} has none')
         cfg = dict(self._no_target_head_cfg)
         cfg.setdefault('in_channels', self.prompt_head.embed_dim)
-        self.no_target_head = MODELS.build(cfg)
+        # its random initial weights leave the random stream as they found it: the modules
+        # built after it start as in the model without the head, so the two compare run to run
+        with torch.random.fork_rng(devices=[]):
+            self.no_target_head = MODELS.build(cfg)
 
     def set_trainable(self, trainable: Sequence[str], frozen_modules: Sequence[str] = (),
                       always_frozen: Sequence[str] = ()) -> None:
