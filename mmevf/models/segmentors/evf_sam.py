@@ -41,6 +41,9 @@ class EVFSAM(TextPromptSegmentor):
         init_cfg: mmengine init config.
         no_target_head / no_target_threshold / mask_loss_on_no_target: expressions without
             target (off by default), see :class:`TextPromptSegmentor`.
+        grounding_head: ``PromptGroundingHead`` config (training only: an auxiliary loss on
+            each text prompt against its image's embedding, computed from what decoding
+            computes anyway), or ``None`` (default: no new key, no new loss).
     """
     supports_geometric_prompts = True
 
@@ -55,7 +58,8 @@ class EVFSAM(TextPromptSegmentor):
                  init_cfg: Optional[dict] = None,
                  no_target_head: Optional[dict] = None,
                  no_target_threshold: float = 0.5,
-                 mask_loss_on_no_target: bool = False) -> None:
+                 mask_loss_on_no_target: bool = False,
+                 grounding_head: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor or dict(type='SAMDataPreprocessor'),
                          init_cfg=init_cfg, no_target_head=no_target_head,
                          no_target_threshold=no_target_threshold,
@@ -66,7 +70,10 @@ class EVFSAM(TextPromptSegmentor):
         projector.setdefault('in_channels', self.mm_encoder.embed_dims)
         self.projector = MODELS.build(projector)
         self.mm_encoder_image = mm_encoder_image
+        self.grounding_head = None if grounding_head is None else MODELS.build(grounding_head)
         self.trainable = tuple(trainable)
+        if self.grounding_head is not None and 'grounding_head' not in self.trainable:
+            self.trainable += ('grounding_head', )  # new weights: they train in any case
         self.set_trainable(self.trainable, frozen_modules=('image_encoder', ))
 
     # ------------------------------------------------------------------ encoding
@@ -86,3 +93,26 @@ class EVFSAM(TextPromptSegmentor):
         image_embeddings = self.image_embeddings(inputs)
         return ([partial(self.decode_prompt_head, image_embeddings[i:i + 1])
                  for i in range(image_embeddings.shape[0])], image_embeddings.device)
+
+    # ------------------------------------------------------------------ training
+    def loss(self, inputs: Dict[str, Tensor], data_samples: list) -> Dict[str, Tensor]:
+        """:meth:`TextPromptSegmentor.loss`; with a grounding head also its losses, on the
+        prompts and image embeddings of this decoding (each image still encoded once)."""
+        if self.grounding_head is None:
+            return super().loss(inputs, data_samples)
+        if any(self.has_geometric_prompts(sample) for sample in data_samples):
+            raise ValueError('grounding_head trains on text expressions only: this batch has '
+                             'points or boxes')
+        embeddings = self.image_embeddings(inputs)  # (B, C, h, w)
+        prompts = self.group_by_image(self.encode_prompts(inputs), inputs)  # (N_i, 1, C) each
+        outputs, logits, targets = [], [], []
+        side, grid = int(self.image_encoder.img_size), embeddings.shape[-1]
+        for i, (prompts_i, sample) in enumerate(zip(prompts, data_samples)):
+            low_res, iou, *extra = self.decode_prompt_head(embeddings[i:i + 1], prompts_i)
+            outputs.append((self.postprocess_masks(low_res, sample), iou[:, 0], *extra))
+            logits.append(self.grounding_head(prompts_i[:, 0], embeddings[i]))
+            gt = sample.gt_instances.masks.to_tensor(embeddings.dtype, embeddings.device)
+            targets.append(self.grounding_head.targets(gt, sample.img_shape, side, grid))
+        losses = self.loss_by_outputs(outputs, data_samples)
+        losses.update(self.grounding_head.loss(torch.cat(logits), torch.cat(targets)))
+        return losses

@@ -340,10 +340,15 @@ class TextPromptSegmentor(BaseSAMSegmentor):
         """:meth:`BaseSAMSegmentor.loss`; with a no-target head also ``loss_no_target`` and
         the mask losses on the target expressions only (all of them with
         ``mask_loss_on_no_target``), averaged over the masks that count."""
-        if self.no_target_head is None:
-            return super().loss(inputs, data_samples)
-        outputs = self.mask_logits(inputs, data_samples)
+        return self.loss_by_outputs(self.mask_logits(inputs, data_samples), data_samples)
+
+    def loss_by_outputs(self, outputs: List[Tuple[Tensor, ...]],
+                        data_samples: list) -> Dict[str, Tensor]:
+        """:meth:`loss` of the batch's :meth:`mask_logits` ``outputs`` (for a subclass that
+        decodes the batch itself, e.g. to reuse what decoding computed)."""
         logits = [output[0] for output in outputs]
+        if self.no_target_head is None:
+            return self.batch_mask_loss(logits, data_samples)
         flags = [self.no_target_flags(sample, len(output[0]), output[0].device)
                  for output, sample in zip(outputs, data_samples)]
         keep = None if self.mask_loss_on_no_target else [~f for f in flags]
