@@ -32,6 +32,8 @@ MIXED = [[False, True], [True, False, False]]
 def build(kind: str, **overrides):
     register_all_modules()
     cfg = Config.fromfile(str(CONFIGS[kind])).model
+    if kind == 'evf':  # the tiny EVF-SAM's training-only grounding loss has its own tests
+        cfg.grounding_head = None
     cfg.update(overrides)
     torch.manual_seed(0)
     model = MODELS.build(cfg)

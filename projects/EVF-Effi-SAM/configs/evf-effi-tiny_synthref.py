@@ -25,7 +25,9 @@ model = dict(
         loss_bce=dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
         loss_dice=dict(
             type='mmdet.DiceLoss', use_sigmoid=True, activate=True, naive_dice=True, eps=1e-3,
-            loss_weight=1.0)))
+            loss_weight=1.0)),
+    # the official model's layout (its converter's checkpoints load strictly): no training aid
+    grounding_head=None)
 
 tokenizer = 'data/synthref/tokenizer'
 train_pipeline = [
