@@ -44,8 +44,9 @@ class PromptGroundingHead(BaseModule):
                      eps=1.0, loss_weight=1.0),
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.scale = nn.Parameter(torch.tensor(float(init_scale)))
-        self.bias = nn.Parameter(torch.tensor(float(init_bias)))
+        # (1,), not 0-d: DeepSpeed's ZeRO flattens parameters through byte views
+        self.scale = nn.Parameter(torch.tensor([float(init_scale)]))
+        self.bias = nn.Parameter(torch.tensor([float(init_bias)]))
         self.loss_bce = MODELS.build(copy.deepcopy(loss_bce))
         self.loss_dice = MODELS.build(copy.deepcopy(loss_dice))
 
