@@ -106,9 +106,13 @@ class BaseSAMSegmentor(EmbeddingCacheMixin, BaseModel):
         """Per image: mask logits at the original size (N_i, H, W) and IoU scores (N_i,), then
         whatever further per-expression output :meth:`decode_batch` gives, as it is (only a
         ``TextPromptSegmentor`` with a no-target head has one: (N_i,) no-target logits)."""
+        return self.masks_at_original_size(self.decode_batch(inputs, data_samples), data_samples)
+
+    def masks_at_original_size(self, outputs: List[LowResOutput],
+                               data_samples: list) -> List[Tuple[Tensor, ...]]:
+        """:meth:`mask_logits` of the batch's :meth:`decode_batch` ``outputs``."""
         return [(self.postprocess_masks(low_res, sample), iou[:, 0], *extra)
-                for (low_res, iou, *extra), sample
-                in zip(self.decode_batch(inputs, data_samples), data_samples)]
+                for (low_res, iou, *extra), sample in zip(outputs, data_samples)]
 
     def forward(self,
                 inputs: Dict[str, Tensor],

@@ -108,11 +108,11 @@ class EVFSAM(TextPromptSegmentor):
         outputs, logits, targets = [], [], []
         side, grid = int(self.image_encoder.img_size), embeddings.shape[-1]
         for i, (prompts_i, sample) in enumerate(zip(prompts, data_samples)):
-            low_res, iou, *extra = self.decode_prompt_head(embeddings[i:i + 1], prompts_i)
-            outputs.append((self.postprocess_masks(low_res, sample), iou[:, 0], *extra))
+            outputs.append(self.decode_prompt_head(embeddings[i:i + 1], prompts_i))
             logits.append(self.grounding_head(prompts_i[:, 0], embeddings[i]))
             gt = sample.gt_instances.masks.to_tensor(embeddings.dtype, embeddings.device)
             targets.append(self.grounding_head.targets(gt, sample.img_shape, side, grid))
-        losses = self.loss_by_outputs(outputs, data_samples)
+        losses = self.loss_by_outputs(self.masks_at_original_size(outputs, data_samples),
+                                      data_samples)
         losses.update(self.grounding_head.loss(torch.cat(logits), torch.cat(targets)))
         return losses
