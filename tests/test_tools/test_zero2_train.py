@@ -1,6 +1,7 @@
 """The tiny config's ZeRO-2 variant (FlexibleRunner + DeepSpeedStrategy, bf16) trains with two
-CPU processes through tools/dist_train.sh and a --resume repeats the uninterrupted run."""
-import shutil
+CPU processes and a resumed run repeats the uninterrupted one; both runs in one torchrun launch
+(tests/fixtures/zero2_train_resume.py)."""
+import sys
 
 import torch
 from mmengine.config import Config
@@ -32,22 +33,18 @@ def test_zero2_dist_train_and_resume(synthref_root, tmp_path):
     config = tmp_path / 'tiny_zero2.py'
     cfg.dump(str(config))
 
-    log = run_command(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
-                       str(tmp_path / 'full')], PORT=str(free_port()))
+    resumed_dir = tmp_path / 'resumed'
+    resumed_dir.mkdir()
+    log = run_command([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+                       f'--master_port={free_port()}',
+                       str(ROOT / 'tests/fixtures/zero2_train_resume.py'), str(config),
+                       str(tmp_path / 'full'), str(resumed_dir)])
     assert 'Distributed training: True' in log and 'GPU number: 2' in log
     # deepspeed's shared-memory op (inference only) is not JIT-compiled on a CPU launch
     assert 'shm_comm' not in log, log[-2000:]
     assert sorted(p.name for p in (tmp_path / 'full/iter_1.pth').iterdir()) == SHARDS
-    full = losses(tmp_path / 'full')
+    full, resumed = losses(tmp_path / 'full'), losses(resumed_dir)
     assert sorted(full) == [1, 2]
-
-    resumed_dir = tmp_path / 'resumed'
-    resumed_dir.mkdir()
-    shutil.copytree(tmp_path / 'full/iter_1.pth', resumed_dir / 'iter_1.pth')
-    run_command(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
-                 str(resumed_dir), '--resume', str(resumed_dir / 'iter_1.pth')],
-                PORT=str(free_port()))
-    resumed = losses(resumed_dir)
     assert sorted(resumed) == [2] and abs(resumed[2] - full[2]) < 1e-4, (resumed, full)
     before = model_states(tmp_path / 'full/iter_1.pth')
     after, uninterrupted = (model_states(d / 'iter_2.pth') for d in (resumed_dir,
