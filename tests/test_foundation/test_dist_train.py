@@ -1,6 +1,6 @@
 """tools/dist_train.sh trains with two CPU processes over gloo: DDP really averages gradients
 (2 processes x batch 4 == 1 process x batch 8). A two-process run resumes in
-test_zero2_train.py (the same launcher and tools/train.py --resume)."""
+test_zero2_train.py (torchrun, the runner tools/train.py builds)."""
 from pathlib import Path
 
 import pytest

@@ -127,7 +127,7 @@ def train_in_process(calls: list):
     process (runpy, as its ``__main__``, with that argv and environment, its output in the log);
     any other command (the evaluation, the one real run of tools/analysis/text_following.py)
     is a real subprocess. tools/train.py runs as real subprocesses elsewhere (through
-    tools/dist_train.sh: tests/test_foundation/test_dist_train.py, test_zero2_train.py); a
+    tools/dist_train.sh and slurm_train.sh: test_dist_train.py, test_slurm_scripts.py); a
     second interpreter here would prove nothing more about this tool."""
 
     def run(cmd, stdout=None, stderr=None, env=None, **kwargs):
