@@ -1,6 +1,7 @@
 from .coco_parts import CocoPartDataset
 from .grefer_seg import GReferSegDataset
 from .human_parsing import HumanParsingDataset
+from .jsonl_refer_seg import JsonlReferSegDataset
 from .mapillary_refer import MapillaryReferDataset
 from .multi_split import MultiSplitDataset
 from .objects365 import ObjectsInstanceDataset
@@ -11,6 +12,6 @@ from .transforms import *  # noqa: F401,F403
 
 __all__ = [
     'BaseSemanticReferDataset', 'CocoPartDataset', 'GReferSegDataset', 'HumanParsingDataset',
-    'MapillaryReferDataset', 'MultiSplitDataset', 'ObjectsInstanceDataset', 'ReferSegDataset',
-    'SemanticReferDataset', 'SemanticReferMixin'
+    'JsonlReferSegDataset', 'MapillaryReferDataset', 'MultiSplitDataset', 'ObjectsInstanceDataset',
+    'ReferSegDataset', 'SemanticReferDataset', 'SemanticReferMixin'
 ]

@@ -20,11 +20,18 @@ POINT_COLORS = {1: (40, 220, 40), 0: (230, 40, 40)}
 BOX_COLOR = (255, 220, 0)
 # the label of an expression a no-target head says names nothing (its mask is empty)
 NO_TARGET_COLOR = (200, 30, 30)  # dark red box, white text
+# ground-truth fills of a dataset's expressions (tools/analysis/browse_dataset.py), one colour
+# per expression of an image, cycled: bright hues apart from the prediction's cyan
+EXPRESSION_COLORS = ((255, 140, 0), (230, 0, 230), (120, 255, 0), (0, 120, 255),
+                     (255, 230, 0), (150, 60, 255), (0, 200, 140), (255, 90, 110))
+# the translucent box behind every text
+_TEXT_BOX = dict(facecolor='black', alpha=0.6, pad=2, edgecolor='none')
 
 
-def no_target_label(score: float) -> str:
-    """The label drawn for an expression without target: ``'no target (score 0.93)'``."""
-    return f'no target (score {score:.2f})'
+def no_target_label(score: Optional[float] = None) -> str:
+    """The label drawn for an expression without target: ``'no target (score 0.93)'``, or
+    ``'no target'`` without a score (a dataset's annotation)."""
+    return 'no target' if score is None else f'no target (score {score:.2f})'
 
 
 def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -77,7 +84,8 @@ def _numpy(value) -> Optional[np.ndarray]:
 class ReferSegVisualizer(Visualizer):
     """One picture per expression: the predicted mask filled in cyan, the ground truth outlined
     in magenta, a legend naming both (bottom left), the expression and — with ground truth —
-    the mask IoU written in the top-left corner.
+    the mask IoU written in the top-left corner. :meth:`draw_annotation` draws a dataset's
+    expression (its ground-truth mask filled) in the same style.
 
     Args:
         name: the instance name (visualizers are per-process singletons by name).
@@ -146,8 +154,7 @@ class ReferSegVisualizer(Visualizer):
         width = image.shape[1]
         image, (pred, gt) = self._upscale(image, (pred_mask, gt_mask))
         h, w = image.shape[:2]
-        font_size = max(8, max(h, w) // 36)  # points; ~20 px at 512
-        font_px = round(font_size * self.dpi / 72)
+        font_size, font_px = self._font(h, w)
         self.set_image(image)
         if pred is not None and pred.any():
             self.draw_binary_masks(pred.astype(bool)[None], colors=[PRED_COLOR],
@@ -169,26 +176,63 @@ class ReferSegVisualizer(Visualizer):
         if points is not None or box is not None:  # under the caption
             self.draw_prompts(points, point_labels, box, w / width)
 
-        text_box = dict(facecolor='black', alpha=0.6, pad=2, edgecolor='none')
-        chars_per_line = max(12, int(w / (0.6 * font_px)))
-        caption = '\n'.join(textwrap.wrap(text, chars_per_line)) or ' '
-        if iou is not None:
-            caption += f'\nIoU {iou:.2f}'
-        self.draw_texts(caption, np.array([4, 4]), colors='white', font_sizes=font_size,
-                        vertical_alignments='top', bboxes=text_box)
+        self._draw_caption(text, font_size, font_px, None if iou is None else f'IoU {iou:.2f}')
         if legend:
             self.draw_texts([label for label, _ in legend], np.array(label_positions),
                             colors='white', font_sizes=font_size, vertical_alignments='center',
-                            bboxes=[text_box] * len(legend))
+                            bboxes=[_TEXT_BOX] * len(legend))
         if no_target_score is not None:
-            # where the mask would be, opaque: an empty fill alone reads as "the model failed"
-            self.draw_texts(
-                no_target_label(no_target_score), np.array([w / 2, h / 2]), colors='white',
-                font_sizes=font_size, vertical_alignments='center',
-                horizontal_alignments='center',
-                bboxes=dict(facecolor=tuple(c / 255 for c in NO_TARGET_COLOR), alpha=1.0,
-                            pad=3, edgecolor='white'))
+            self._draw_no_target(no_target_label(no_target_score), font_size)
         return self.get_image()
+
+    def draw_annotation(self, image: np.ndarray, text: str, mask: np.ndarray,
+                        color: Tuple[int, int, int], no_target: bool = False,
+                        alpha: float = 0.5) -> np.ndarray:
+        """One annotated expression as a dataset gives it: (H, W, 3) RGB uint8 image + its
+        (H, W) bool ground-truth mask -> (H', W', 3) RGB drawing (sized as
+        :meth:`draw_expression`'s): the mask filled in ``color`` with opacity ``alpha`` and
+        outlined in black, the expression written in the top-left corner and, for an
+        expression annotated as naming nothing (``no_target``), ``'no target'`` in the middle
+        as :meth:`draw_expression` labels a no-target prediction."""
+        image, (mask, ) = self._upscale(image, (mask, ))
+        h, w = image.shape[:2]
+        font_size, font_px = self._font(h, w)
+        self.set_image(image)
+        if mask.any():
+            self.draw_binary_masks(mask.astype(bool)[None], colors=[color], alphas=alpha)
+            # the fill vanishes on an object of its own colour; the outline does not
+            canvas = self.get_image().copy()
+            canvas[mask_outline(mask, max(1, round(max(h, w) / 256)))] = 0
+            self.set_image(canvas)
+        self._draw_caption(text, font_size, font_px)
+        if no_target:
+            self._draw_no_target(no_target_label(), font_size)
+        return self.get_image()
+
+    def _font(self, h: int, w: int) -> Tuple[int, int]:
+        """The text size of an (h, w) picture: (points, pixels)."""
+        font_size = max(8, max(h, w) // 36)  # points; ~20 px at 512
+        return font_size, round(font_size * self.dpi / 72)
+
+    def _draw_caption(self, text: str, font_size: int, font_px: int,
+                      extra_line: Optional[str] = None) -> None:
+        """``text`` wrapped to the current image's width (and ``extra_line`` under it), white
+        on a translucent box in the top-left corner."""
+        chars_per_line = max(12, int(self.width / (0.6 * font_px)))
+        caption = '\n'.join(textwrap.wrap(text, chars_per_line)) or ' '
+        if extra_line is not None:
+            caption += f'\n{extra_line}'
+        self.draw_texts(caption, np.array([4, 4]), colors='white', font_sizes=font_size,
+                        vertical_alignments='top', bboxes=_TEXT_BOX)
+
+    def _draw_no_target(self, label: str, font_size: int) -> None:
+        """``label`` in the middle of the current image, white on an opaque dark red box: where
+        the mask would be, as an empty fill alone reads as "the model failed"."""
+        self.draw_texts(
+            label, np.array([self.width / 2, self.height / 2]), colors='white',
+            font_sizes=font_size, vertical_alignments='center', horizontal_alignments='center',
+            bboxes=dict(facecolor=tuple(c / 255 for c in NO_TARGET_COLOR), alpha=1.0, pad=3,
+                        edgecolor='white'))
 
     def add_datasample(self, name: str, image: np.ndarray, data_sample=None,
                        draw_gt: bool = True, draw_pred: bool = True, show: bool = False,

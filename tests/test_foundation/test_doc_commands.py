@@ -14,7 +14,8 @@ class after the language, e.g. ````` ```bash ci:run `````, and every command lin
     (quotes, ``$(cat ...)``), then the ``python <script>`` runs in this process (``runpy``,
     its ``__main__``, with that argv and cwd: no second interpreter start-up, which keeps the
     whole file near a minute on 2 cores). CI only appends the limits of ``RUN_LIMITS``
-    (training cut to 2 iterations in its own work dir; data loaders without worker processes).
+    (training cut to 2 iterations, in ``work_dirs/ci_train`` unless the command names its own
+    work dir; data loaders without worker processes).
     Only the scripts of ``RUN_LIMITS`` may be run this way; anything else is ``ci:help``.
 ``ci:help``
     Paper-scale (or long) commands. The script exists and its ``--help`` exits 0; the command's
@@ -64,12 +65,16 @@ RUN_LIMITS: Dict[str, List[str]] = {
     'tools/infer.py': [],
     'tools/test.py': ['--cfg-options', *NO_WORKERS],
     'tools/analysis/text_following.py': ['--cfg-options', *NO_WORKERS],
-    'tools/train.py': ['--work-dir', 'work_dirs/ci_train', '--cfg-options',
-                       'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+    'tools/train.py': ['--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
                        'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1',
                        *NO_WORKERS],
     'tools/cache_embeddings.py': ['--num-workers', '0'],
+    'tools/dataset_converters/make_synthref_labelme.py': [],
+    'tools/dataset_converters/labelme2jsonl.py': [],
+    'tools/analysis/browse_dataset.py': [],
 }
+# a ci:run training without its own --work-dir writes here, not over the demo's checkpoint
+CI_TRAIN_WORK_DIR = ['--work-dir', 'work_dirs/ci_train']
 # positional layout of the shell launchers: (names of the leading arguments, the python tool)
 LAUNCHERS = {
     'tools/dist_train.sh': (('config', 'nproc'), 'tools/train.py'),
@@ -396,7 +401,10 @@ def test_run_command(command, sandbox, monkeypatch):
     script, args = script_of(words)
     assert script in RUN_LIMITS, (f'{command}: ci:run runs only python {", ".join(RUN_LIMITS)};'
                                   f' mark it ci:help')
-    argv = [str(ROOT / script), *args, *RUN_LIMITS[script]]
+    limits = RUN_LIMITS[script]
+    if script == 'tools/train.py' and '--work-dir' not in args:
+        limits = CI_TRAIN_WORK_DIR + limits
+    argv = [str(ROOT / script), *args, *limits]
     with monkeypatch.context() as m:
         m.chdir(sandbox)
         m.setattr(sys, 'argv', argv)

@@ -6,7 +6,7 @@ import json
 import os.path as osp
 from collections import Counter
 from numbers import Real
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import mmengine
 
@@ -52,8 +52,16 @@ def check_mask(mask: Any, where: str) -> None:
             raise ValueError(f'{where}: an RLE size must be [height, width], got {size!r}')
         for value in size:
             _check_size(value, 'an RLE size', where)
-        if not isinstance(mask['counts'], (str, list)):
+        counts = mask['counts']
+        if not isinstance(counts, (str, list)):
             raise ValueError(f'{where}: RLE counts must be a string or a list of integers')
+        # pycocotools does not check uncompressed counts: runs that do not cover the image
+        # exactly would decode to garbage rather than fail
+        if isinstance(counts, list) and not (
+                all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+                and sum(counts) == size[0] * size[1]):
+            raise ValueError(f'{where}: uncompressed RLE counts must be non-negative integers '
+                             f'summing to height * width = {size[0] * size[1]}')
         return
     if not isinstance(mask, list) or not mask:
         raise ValueError(f'{where}: a mask is a list of polygons, an RLE dict or a PNG path, '
@@ -108,8 +116,9 @@ def check_line(line: Any, where: str) -> None:
                              f'the line\'s {len(objects)} objects')
 
 
-def read_jsonl(path: str) -> List[dict]:
-    """The checked image lines of ``path`` (blank lines skipped); errors name file and line."""
+def read_jsonl_numbered(path: str) -> List[Tuple[int, dict]]:
+    """``(line number, checked image line)`` of ``path``, numbers 1-based as an editor shows
+    them (blank lines skipped, so a reader can still name ``path:number``)."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'annotation file {path} does not exist')
     lines = []
@@ -123,8 +132,13 @@ def read_jsonl(path: str) -> List[dict]:
             except ValueError as error:
                 raise ValueError(f'{where} is not a JSON object: {error}') from None
             check_line(line, where)
-            lines.append(line)
+            lines.append((number, line))
     return lines
+
+
+def read_jsonl(path: str) -> List[dict]:
+    """The checked image lines of ``path`` (blank lines skipped); errors name file and line."""
+    return [line for _, line in read_jsonl_numbered(path)]
 
 
 def write_jsonl(path: str, lines: Iterable[dict]) -> int:
