@@ -13,7 +13,7 @@ from pycocotools import mask as mask_utils
 
 from mmevf.registry import DATASETS
 from .grefer_seg import EMPTY_POLYGON, GReferSegDataset, union_mask
-from .utils.jsonl_format import read_jsonl_numbered
+from .utils.jsonl_format import image_size, read_jsonl_numbered
 
 TEXT_MODES = ('original', 'random', 'select_first', 'concat')
 # a mask PNG: one channel (binary, grey, palette indices, 16-bit) or RGB, non-zero = object
@@ -102,13 +102,9 @@ class JsonlReferSegDataset(GReferSegDataset):
     def _image_size(self, img_path: str, where: str) -> Tuple[int, int]:
         """(height, width) from the image's header: PIL's lazy open decodes no pixel."""
         try:
-            with Image.open(_read_bytes_or_path(img_path)) as image:
-                width, height = image.size
+            return image_size(_read_bytes_or_path(img_path), where)
         except FileNotFoundError:
             raise FileNotFoundError(f'{where}: image {img_path} does not exist') from None
-        except OSError as error:  # PIL.UnidentifiedImageError is an OSError
-            raise ValueError(f'{where}: image {img_path} cannot be read ({error})') from None
-        return height, width
 
     def _png_mask(self, path: str, size: Tuple[int, int], where: str) -> dict:
         """The PNG at ``path`` (non-zero pixels: the object) as compressed RLE, str counts."""

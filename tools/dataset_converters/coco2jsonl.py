@@ -44,7 +44,7 @@ if ROOT not in sys.path:  # the script is run from anywhere; mmevf lives at the 
     sys.path.insert(0, ROOT)
 from mmevf.datasets.utils import load_coco  # noqa: E402
 from mmevf.datasets.utils.jsonl_format import (ConversionReport, check_mask,  # noqa: E402
-                                               write_jsonl)
+                                               unique_texts, write_jsonl)
 
 EXPRESSION_MODES = ('auto', 'category', 'field')
 TEXT_FIELDS = ('expressions', 'caption')  # in this order of precedence
@@ -132,13 +132,7 @@ def annotation_expressions(ann: dict, category: str, mode: str,
         return None
     else:
         texts = _texts(ann[field], where, field)
-    seen, kept = set(), []
-    for text in texts:
-        text = text.strip()
-        if text and text.lower() not in seen:  # the dataset lower-cases every text
-            seen.add(text.lower())
-            kept.append(text)
-    return kept
+    return unique_texts(texts)
 
 
 def coco2jsonl(ann_json: str, out: str, img_prefix: Optional[str] = None,

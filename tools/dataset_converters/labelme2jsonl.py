@@ -56,7 +56,8 @@ if ROOT not in sys.path:  # the script is run from anywhere; mmevf lives at the 
 import mmengine  # noqa: E402
 
 from mmevf.checkpoint import ATOMIC_BACKEND_ARGS  # noqa: E402
-from mmevf.datasets.utils.jsonl_format import ConversionReport, write_jsonl  # noqa: E402
+from mmevf.datasets.utils.jsonl_format import (ConversionReport, image_size,  # noqa: E402
+                                               unique_texts, write_jsonl)
 
 AREA_TYPES = ('polygon', 'rectangle', 'circle', 'mask')
 NO_AREA_TYPES = ('line', 'linestrip', 'point', 'points')  # 'points': labelme's AI prompts
@@ -212,24 +213,7 @@ def expressions_of(shapes: List[dict], mode: str) -> List[str]:
         texts += [shape['label'] for shape in shapes]
     if mode in ('description', 'both'):
         texts += [shape.get('description') or '' for shape in shapes]
-    seen, kept = set(), []
-    for text in texts:
-        text = text.strip()
-        # the dataset lower-cases every text: 'Dog' and 'dog' would be the same expression
-        if text and text.lower() not in seen:
-            seen.add(text.lower())
-            kept.append(text)
-    return kept
-
-
-def image_size(path: str, name: str) -> Tuple[int, int]:
-    """(height, width) from the image file's header (PIL decodes nothing here)."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except OSError as error:
-        raise ValueError(f'{name}: image {path} cannot be read ({error})') from None
-    return height, width
+    return unique_texts(texts)
 
 
 def convert_file(path: str, name: str, out_dir: str, mode: str,

@@ -43,7 +43,8 @@ from pycocotools import mask as mask_utils
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:  # the script is run from anywhere; mmevf lives at the repo root
     sys.path.insert(0, ROOT)
-from mmevf.datasets.utils.jsonl_format import ConversionReport, write_jsonl  # noqa: E402
+from mmevf.datasets.utils.jsonl_format import (ConversionReport, image_size,  # noqa: E402
+                                               write_jsonl)
 
 DEFAULT_TEMPLATE = '[semantic] {}'  # SemanticReferMixin's prompt_prefix + class name
 
@@ -117,16 +118,6 @@ def read_label(path: str, num_classes: int, ignore_index: int,
     label = raw - 1 if reduce_zero_label else raw.copy()
     label[np.isin(raw, unlabelled)] = -1
     return label
-
-
-def image_size(path: str) -> Tuple[int, int]:
-    """(height, width) from the image file's header (nothing decoded)."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except OSError as error:
-        raise ValueError(f'image {path} cannot be read ({error})') from None
-    return height, width
 
 
 def semantic2jsonl(img_dir: str, label_dir: str, classes: str, out: str,

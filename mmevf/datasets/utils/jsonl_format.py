@@ -9,6 +9,7 @@ from numbers import Real
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import mmengine
+from PIL import Image
 
 from mmevf.checkpoint.atomic_backend import ATOMIC_BACKEND_ARGS
 
@@ -139,6 +140,32 @@ def read_jsonl_numbered(path: str) -> List[Tuple[int, dict]]:
 def read_jsonl(path: str) -> List[dict]:
     """The checked image lines of ``path`` (blank lines skipped); errors name file and line."""
     return [line for _, line in read_jsonl_numbered(path)]
+
+
+def unique_texts(texts: Iterable[str]) -> List[str]:
+    """``texts`` stripped, empty ones and repeats dropped, the first spelling kept: the dataset
+    lower-cases every text, so 'Dog' and 'dog' would be one expression twice."""
+    seen, kept = set(), []
+    for text in texts:
+        text = text.strip()
+        if text and text.lower() not in seen:
+            seen.add(text.lower())
+            kept.append(text)
+    return kept
+
+
+def image_size(path: str, name: Optional[str] = None) -> Tuple[int, int]:
+    """(height, width) of the image file ``path`` from its header (PIL's lazy open decodes no
+    pixel); ``ValueError`` naming ``name`` (if given) and the file when it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except FileNotFoundError:
+        raise
+    except OSError as error:  # PIL.UnidentifiedImageError is an OSError
+        where = f'{name}: ' if name else ''
+        raise ValueError(f'{where}image {path} cannot be read ({error})') from None
+    return height, width
 
 
 def write_jsonl(path: str, lines: Iterable[dict]) -> int:
