@@ -4,6 +4,11 @@
 --config CONFIG --weights CKPT [--tokenizer DIR] --out-dir DIR [--device cpu]
 [--dtype fp32|bf16]``
 
+``python tools/infer.py IMAGE ["expression" ...] ... --backend onnxruntime --model-dir EXPORT
+--out-dir DIR [--dtype fp32|int8]``: the same with an ONNX export of the model
+(``tools/deployment/export_onnx.py``) run by ONNX Runtime; ``--dtype int8`` takes its
+quantised encoders (an export made with ``--int8``).
+
 CONFIG is a config file or a config name (e.g. ``evf-tiny_synthref``), looked up in configs/ of
 the checkout or, with mmevf installed from a wheel, in the package's ``.mim/configs``. IMAGE is
 an image file or a folder of images (every image gets every expression). For each image and
@@ -31,6 +36,7 @@ from typing import List, Optional, Tuple
 
 from mmevf.apis import TextSegInferencer
 from mmevf.apis.sample_prompts import describe_prompt
+from mmevf.apis.text_seg_inferencer import BACKENDS
 from mmevf.visualization import no_target_label
 
 
@@ -71,16 +77,35 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         metavar='X1,Y1,X2,Y2',
                         help='a box prompt for every expression (once), or without '
                              'expressions one mask per --box (repeatable)')
-    parser.add_argument('--config', required=True,
-                        help='config file, or config name (e.g. evf-tiny_synthref)')
-    parser.add_argument('--weights', required=True, help='checkpoint file (or EVF-SAM folder)')
+    parser.add_argument('--config',
+                        help='config file, or config name (e.g. evf-tiny_synthref); pytorch')
+    parser.add_argument('--weights', help='checkpoint file (or EVF-SAM folder); pytorch')
+    parser.add_argument('--backend', choices=BACKENDS, default='pytorch',
+                        help='pytorch (default: --config, --weights) or onnxruntime '
+                        '(--model-dir: an export of tools/deployment/export_onnx.py)')
+    parser.add_argument('--model-dir', help='the ONNX export folder (--backend onnxruntime)')
     parser.add_argument('--tokenizer', help="tokenizer folder replacing the config's")
     parser.add_argument('--out-dir', required=True, help='folder for overlays and masks')
     parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: auto)')
-    parser.add_argument('--dtype', choices=('fp32', 'bf16'), default='fp32',
-                        help='weights and inputs in float32 (default) or bfloat16')
+    parser.add_argument('--dtype', choices=('fp32', 'bf16', 'int8'), default='fp32',
+                        help='weights and inputs in float32 (default) or bfloat16 (pytorch); '
+                        'int8: the quantised encoders of an ONNX export (onnxruntime)')
     parser.add_argument('--batch-size', type=int, default=1, help='images per forward pass')
     args = parser.parse_intermixed_args(argv)  # expressions may follow options too
+    if args.backend == 'pytorch':
+        missing = [f'--{name}' for name in ('config', 'weights') if not getattr(args, name)]
+        if missing or args.model_dir:
+            parser.error(f'--backend pytorch needs {" and ".join(missing)}' if missing else
+                         '--model-dir is for --backend onnxruntime')
+        if args.dtype == 'int8':
+            parser.error('--dtype int8 is for --backend onnxruntime (an export made with '
+                         '--int8)')
+    else:
+        if not args.model_dir or args.config or args.weights:
+            parser.error('--backend onnxruntime takes --model-dir (the export folder), not '
+                         '--config / --weights')
+        if args.dtype == 'bf16':
+            parser.error('--backend onnxruntime runs fp32 or int8')
     if not (args.expressions or args.point or args.box):
         parser.error('give an expression, --point or --box')
     if args.expressions and len(args.box) > 1:
@@ -103,9 +128,11 @@ def prompts(args: argparse.Namespace) -> Tuple[list, list, list]:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    onnx = args.backend == 'onnxruntime'
     inferencer = TextSegInferencer(
-        args.config, weights=args.weights, tokenizer=args.tokenizer, device=args.device,
-        dtype=args.dtype, show_progress=osp.isdir(args.image))
+        args.model_dir if onnx else args.config, weights=args.weights,
+        tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
+        show_progress=osp.isdir(args.image), backend=args.backend)
     texts, points, boxes = prompts(args)
     # a folder stands for its images, each getting every expression (and its points / box)
     results = inferencer(args.image, texts, points=points, boxes=boxes,

@@ -34,6 +34,8 @@ IMAGE_LOADERS = ('LoadImageFromFile', 'LoadImageFromNDArray', 'InferencerLoader'
 ANNOTATION_LOADERS = ('LoadAnnotations', )
 # what a model with a no-target head adds to a prediction dict (pred2dict) and its JSON
 NO_TARGET_KEYS = ('no_target', 'no_target_scores')
+# what runs the model: mmevf's PyTorch model, or an ONNX export run by ONNX Runtime
+BACKENDS = ('pytorch', 'onnxruntime')
 
 
 def _step_type(step: dict) -> str:
@@ -65,6 +67,10 @@ class TextSegInferencer(BaseInferencer):
         dtype: weights and inputs in ``'fp32'`` (default), ``'bf16'`` or ``'fp16'`` (or that
             torch dtype).
         show_progress: a progress bar over the batches.
+        backend: ``'pytorch'`` (default), or ``'onnxruntime'``: ``model`` is then the folder of
+            an ONNX export (``tools/deployment/export_onnx.py``), run by ONNX Runtime through
+            :class:`~mmevf.apis.onnx_inferencer.OnnxTextSegInferencer` (same inputs, outputs,
+            drawings and errors; ``weights`` unset, ``dtype`` ``'fp32'`` or ``'int8'``).
 
     An expression may add points and a box to its text, or have no text (``None``): SAM is
     then prompted by the points / box alone (models that support it: EVF-SAM).
@@ -89,13 +95,25 @@ class TextSegInferencer(BaseInferencer):
     visualize_kwargs: set = {'return_vis', 'show', 'wait_time', 'img_out_dir'}
     postprocess_kwargs: set = {'pred_out_dir'}
 
+    def __new__(cls, *args, backend: str = 'pytorch', **kwargs) -> 'TextSegInferencer':
+        """``backend='onnxruntime'`` makes an ``OnnxTextSegInferencer`` (a subclass)."""
+        if backend not in BACKENDS:
+            raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
+        if backend == 'onnxruntime' and cls is TextSegInferencer:
+            from .onnx_inferencer import OnnxTextSegInferencer
+            cls = OnnxTextSegInferencer
+        return super().__new__(cls)
+
     def __init__(self,
                  model: str,
                  weights: Optional[str] = None,
                  tokenizer: Optional[str] = None,
                  device: Optional[str] = None,
                  dtype: Union[str, torch.dtype] = 'fp32',
-                 show_progress: bool = True) -> None:
+                 show_progress: bool = True,
+                 *,
+                 backend: str = 'pytorch') -> None:
+        self.backend = backend
         from mmevf.engine.runner_setup import register_all_modules
         register_all_modules(init_scope=False)
         init_default_scope('mmevf')

@@ -21,6 +21,19 @@ then ``BEiT3MultiwayEncoder`` against torchscale's ``BEiT3`` on the same weights
 (fp32, outputs compared). The modes run interleaved, repeat after repeat, so that changes in
 machine load hit all alike; medians are reported. The output ends with one line per ratio:
 ``grouped/naive: 5.1x``, ``grouped/floor: 0.95x``, ``beit3/torchscale: 1.4x``.
+
+``--onnx`` also exports the model to ONNX (``tools/deployment/export_onnx.py --int8``, in a
+temporary folder) and times, interleaved with the modes above on the same images and
+expressions,
+
+(d) ort: (a) through ONNX Runtime (``TextSegInferencer(backend='onnxruntime')``, fp32);
+(e) ort_int8: the same with the int8 encoders;
+
+then three more lines: ``ort/torch: 1.1x`` (grouped's time over ort's), ``ort_int8/ort: 1.6x``
+(ort's over ort_int8's) and ``int8 mask IoU: 0.97`` (the int8 masks' mean IoU against the fp32
+export's, over every expression of every image). ``--weights`` and ``--image-dir`` measure a
+trained model on real images (e.g. the demo's tiny model on ``data/synthref/images``) instead of
+random weights on random images.
 """
 import argparse
 import os.path as osp
@@ -28,8 +41,9 @@ import statistics
 import sys
 import tempfile
 import warnings
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
+import mmcv
 import numpy as np
 import torch
 
@@ -56,6 +70,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--beit3-repeats', type=int, default=7)
     parser.add_argument('--tokenizer', help='tokenizer folder (default: a small XLM-R-style '
                         'sentencepiece model made on the fly; only the text length matters)')
+    parser.add_argument('--onnx', action='store_true',
+                        help='also ONNX Runtime, fp32 and int8 (ort/torch, ort_int8/ort, int8 '
+                        'mask IoU)')
+    parser.add_argument('--weights', help='checkpoint (default: random weights)')
+    parser.add_argument('--image-dir', help='take the first --images images of this folder '
+                        '(default: random images of --image-size)')
     return parser.parse_args(argv)
 
 
@@ -105,6 +125,30 @@ def pipeline_modes(inferencer: TextSegInferencer, images: List[np.ndarray],
                 mm_encoder=mm_encoder)
 
 
+def onnx_modes(inferencer: TextSegInferencer, images: List[np.ndarray], texts: List[str],
+               folder: str) -> Dict[str, Callable[[], object]]:
+    """(d) and (e): the grouped pipeline through the model's ONNX export (written to
+    ``folder`` with its int8 encoders) run by ONNX Runtime, fp32 and int8."""
+    from mmevf.deploy.export import export_onnx
+    export_onnx(inferencer, folder, int8=True, log=None)
+    runners = {name: TextSegInferencer(folder, backend='onnxruntime', dtype=dtype,
+                                       show_progress=False)
+               for name, dtype in (('ort', 'fp32'), ('ort_int8', 'int8'))}
+    return {name: (lambda runner=runner: runner(images, [texts] * len(images)))
+            for name, runner in runners.items()}
+
+
+def int8_mask_iou(modes: Dict[str, Callable[[], object]]) -> Tuple[float, int]:
+    """Mean IoU of the int8 export's masks against the fp32 export's (same inputs), and the
+    number of masks (an IoU of 1 where both are empty)."""
+    ious = []
+    for fp32, int8 in zip(modes['ort']()['predictions'], modes['ort_int8']()['predictions']):
+        inter = (fp32['masks'] & int8['masks']).reshape(len(fp32['masks']), -1).sum(1)
+        union = (fp32['masks'] | int8['masks']).reshape(len(fp32['masks']), -1).sum(1)
+        ious.extend(np.where(union > 0, inter / np.maximum(union, 1), 1.0).tolist())
+    return float(np.mean(ious)), len(ious)
+
+
 def beit3_pair(encoder: torch.nn.Module):
     """torchscale's ``BEiT3`` configured as EVF-SAM does, with ``encoder``'s weights."""
     from torchscale.architecture.config import EncoderConfig
@@ -127,31 +171,47 @@ def main(argv: Optional[List[str]] = None) -> None:
     torch.set_num_threads(args.threads)
     warnings.filterwarnings('ignore')
     torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (*args.image_size, 3), dtype=np.uint8)
-              for _ in range(args.images)]
+    if args.image_dir:
+        from mmevf.apis.input_pairing import list_images
+        images = [mmcv.imread(path) for path in list_images(args.image_dir)[:args.images]]
+        sizes = sorted({f'{image.shape[1]}x{image.shape[0]}' for image in images})
+    else:
+        rng = np.random.default_rng(0)
+        images = [rng.integers(0, 256, (*args.image_size, 3), dtype=np.uint8)
+                  for _ in range(args.images)]
+        sizes = [f'{args.image_size[1]}x{args.image_size[0]}']
     texts = [EXPRESSIONS[i % len(EXPRESSIONS)] for i in range(args.expressions)]
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = args.tokenizer
         if tokenizer is None:  # only the text length matters for speed
             train_tokenizer(EXPRESSIONS, tmp)
             tokenizer = tmp
-        inferencer = TextSegInferencer(args.config, tokenizer=tokenizer, device='cpu',
-                                       dtype=resolve_dtype(args.dtype), show_progress=False)
+        inferencer = TextSegInferencer(args.config, weights=args.weights, tokenizer=tokenizer,
+                                       device='cpu', dtype=resolve_dtype(args.dtype),
+                                       show_progress=False)
     model = inferencer.model
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    print(f'{osp.basename(args.config)}: {type(model).__name__} with random weights, '
+    weights = 'random weights' if args.weights is None else osp.basename(args.weights)
+    print(f'{osp.basename(args.config)}: {type(model).__name__} with {weights}, '
           f'{params:.0f}M parameters, {args.dtype}, {torch.get_num_threads()} threads; '
-          f'{args.images} image(s) of {args.image_size[1]}x{args.image_size[0]}, '
+          f'{len(images)} image(s) of {", ".join(sizes)}, '
           f'{args.expressions} expressions each, median of {args.repeats} interleaved repeats',
           flush=True)
 
-    with torch.inference_mode():
-        times = interleaved(pipeline_modes(inferencer, images, texts), args.repeats)
+    with tempfile.TemporaryDirectory() as export_dir:
+        modes = pipeline_modes(inferencer, images, texts)
+        onnx = {}
+        if args.onnx:
+            if args.dtype != 'fp32':
+                raise SystemExit('--onnx compares with the fp32 PyTorch model (--dtype fp32)')
+            onnx = onnx_modes(inferencer, images, texts, export_dir)
+        with torch.inference_mode():
+            times = interleaved(dict(modes, **onnx), args.repeats)
+            iou = int8_mask_iou(onnx) if onnx else None
     median = {name: statistics.median(t) for name, t in times.items()}
     median['floor'] = median['image_encoder'] + median['mm_encoder']
-    num_expressions = args.images * args.expressions
-    for name in ('grouped', 'naive', 'floor', 'image_encoder', 'mm_encoder'):
+    num_expressions = len(images) * args.expressions
+    for name in ('grouped', 'naive', 'floor', 'image_encoder', 'mm_encoder') + tuple(onnx):
         print(f'  {name:14s} {median[name]:8.2f} s  {num_expressions / median[name]:8.3f} '
               f'expressions/s')
 
@@ -180,6 +240,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f'grouped/naive: {median["naive"] / median["grouped"]:.2f}x')
     print(f'grouped/floor: {median["floor"] / median["grouped"]:.2f}x')
     print(f'beit3/torchscale: {beit3_median["torchscale"] / beit3_median["mmevf"]:.2f}x')
+    if onnx:
+        print(f'ort/torch: {median["grouped"] / median["ort"]:.2f}x')
+        print(f'ort_int8/ort: {median["ort"] / median["ort_int8"]:.2f}x')
+        print(f'int8 mask IoU: {iou[0]:.3f} (mean of {iou[1]} masks against fp32)')
 
 
 if __name__ == '__main__':
