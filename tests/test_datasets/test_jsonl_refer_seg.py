@@ -7,38 +7,24 @@ import json
 import random
 import re
 import zlib
+from functools import partial
 from pathlib import Path
-from typing import List
 
 import numpy as np
 import pytest
 from mmdet.datasets.transforms import LoadAnnotations
 from mmengine.registry import init_default_scope
 from PIL import Image, ImageFile
-from pycocotools import mask as mask_utils
 
 import mmevf.datasets.jsonl_refer_seg as jsonl_module
 from mmevf.registry import DATASETS
+from tests.fixtures import mask_shapes
+from tests.fixtures.mask_shapes import rect, rle_str
 
 H, W = 20, 30  # a.png
 HB, WB = 16, 24  # b.jpg, given by no line: read from its header
 
-
-def box(x0: int, y0: int, x1: int, y1: int, h: int = H, w: int = W) -> np.ndarray:
-    """(h, w) uint8, ones on rows y0..y1-1 and columns x0..x1-1: what pycocotools makes of the
-    polygon [x0, y0, x1, y0, x1, y1, x0, y1] (checked against its decode nowhere else)."""
-    mask = np.zeros((h, w), np.uint8)
-    mask[y0:y1, x0:x1] = 1
-    return mask
-
-
-def rect(x0: int, y0: int, x1: int, y1: int) -> List[int]:
-    return [x0, y0, x1, y0, x1, y1, x0, y1]
-
-
-def rle_str(mask: np.ndarray) -> dict:
-    rle = mask_utils.encode(np.asfortranarray(mask))
-    return dict(size=list(mask.shape), counts=rle['counts'].decode('ascii'))
+box = partial(mask_shapes.box, h=H, w=W)  # another size: box(..., h=HB, w=WB)
 
 
 def uncompressed(mask: np.ndarray) -> dict:
@@ -55,7 +41,7 @@ def uncompressed(mask: np.ndarray) -> dict:
 # the masks the lines below are made of, as (H, W) arrays
 LEFT, RIGHT, LOW = box(2, 3, 10, 8), box(12, 2, 18, 9), box(20, 10, 28, 18)
 PNG_BOX = box(1, 12, 8, 19)
-THING = box(3, 4, 20, 12, HB, WB)
+THING = box(3, 4, 20, 12, h=HB, w=WB)
 
 
 def line_a(**changes) -> dict:
@@ -194,11 +180,11 @@ def _bad(root: Path, case: str) -> list:
     if case == 'size_differs':
         return [line_a(height=H + 1)]
     if case == 'rle_size':
-        a['objects'][1]['mask'] = rle_str(box(12, 2, 18, 9, H, W + 1))
+        a['objects'][1]['mask'] = rle_str(box(12, 2, 18, 9, h=H, w=W + 1))
     elif case == 'list_rle_size':
-        a['objects'][2]['mask'] = uncompressed(box(0, 0, 2, 2, H - 1, W))
+        a['objects'][2]['mask'] = uncompressed(box(0, 0, 2, 2, h=H - 1, w=W))
     elif case == 'png_size':
-        Image.fromarray(box(0, 0, 2, 2, H - 1, W) * 255).save(root / 'masks' / 'a_3.png')
+        Image.fromarray(box(0, 0, 2, 2, h=H - 1, w=W) * 255).save(root / 'masks' / 'a_3.png')
     elif case == 'png_rgba':
         Image.new('RGBA', (W, H)).save(root / 'masks' / 'a_3.png')
     elif case == 'missing_png':

@@ -6,6 +6,7 @@ refuse bad input and existing outputs, writing nothing. Called in-process (``mai
 the docs' ``--help`` checks run each script as ``__main__`` (test_doc_commands.py), and a second
 interpreter (~13 s of imports each) would prove nothing more about them."""
 import collections
+from functools import partial
 import json
 import os.path as osp
 import pickle
@@ -18,11 +19,12 @@ import pytest
 from mmdet.datasets.transforms import LoadAnnotations
 from mmengine.registry import init_default_scope
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 from mmevf.datasets.utils import load_refs_pickle
 from mmevf.registry import DATASETS
 from tests.conftest import ROOT, load_tool, synthref_dataset_cfg
+from tests.fixtures import mask_shapes
+from tests.fixtures.mask_shapes import rect, rle_str
 from tools.dataset_converters.synthref.grefer import make_synthref_g
 
 SPLITS = ['train', 'val', 'testA', 'testB']
@@ -246,19 +248,7 @@ def test_refer2jsonl_refuses_bad_input_and_existing_outputs(synthref_root, refer
 H, W = 20, 30
 
 
-def box(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-    mask = np.zeros((H, W), np.uint8)
-    mask[y0:y1, x0:x1] = 1
-    return mask
-
-
-def rect(x0: int, y0: int, x1: int, y1: int) -> List[int]:
-    return [x0, y0, x1, y0, x1, y1, x0, y1]
-
-
-def rle_str(mask: np.ndarray) -> dict:
-    rle = mask_utils.encode(np.asfortranarray(mask))
-    return dict(size=[H, W], counts=rle['counts'].decode('ascii'))
+box = partial(mask_shapes.box, h=H, w=W)
 
 
 def uncompressed(mask: np.ndarray) -> dict:
